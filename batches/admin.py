@@ -1,0 +1,72 @@
+"""The operator console. Actions call the same services as the API."""
+
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.functional import cached_property
+
+from batches.models import Batch, Job, Target
+from batches.services.lifecycle import batch_cancel, batch_retry_failed
+from omtx_hub.errors import DomainError
+
+
+class CappedCountPaginator(Paginator):
+    """COUNT(*) over millions of jobs is slow; cap it (the admin shows '10000+')."""
+
+    cap = 10_000
+
+    @cached_property
+    def count(self) -> int:  # type: ignore[override]
+        return len(self.object_list[: self.cap + 1].values_list("pk", flat=True))  # type: ignore[union-attr]
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin[Batch]):
+    list_display = ["name", "owner", "model", "status", "n_total", "n_succeeded", "n_failed", "n_cancelled", "priority", "created_at", "finished_at"]
+    list_filter = ["status", "model", "created_at"]
+    list_select_related = ["owner"]
+    search_fields = ["name", "id", "owner__username"]
+    readonly_fields = [f.name for f in Batch._meta.fields if f.name not in ("name", "priority")]
+    date_hierarchy = "created_at"
+    actions = ["cancel", "retry_failed"]
+
+    @admin.action(description="Cancel selected batches")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Batch]) -> None:
+        self._each(request, queryset, lambda b: batch_cancel(batch=b), "cancelled")
+
+    @admin.action(description="Retry failed jobs of selected batches")
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Batch]) -> None:
+        self._each(request, queryset, lambda b: batch_retry_failed(batch=b), "re-queued")
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Batch], action: object, verb: str) -> None:
+        done, refused = 0, []
+        for batch in queryset:
+            try:
+                action(batch)  # type: ignore[operator]
+                done += 1
+            except DomainError as exc:
+                refused.append(f"{batch.name}: {exc.message}")
+        self.message_user(request, f"{done} batch(es) {verb}.")
+        for line in refused:
+            self.message_user(request, line, level=messages.WARNING)
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin[Job]):
+    list_display = ["name", "batch", "index", "status", "attempts", "failure_reason", "qed", "affinity_probability_binary", "finished_at"]
+    list_filter = ["status", "failure_reason"]
+    list_select_related = ["batch"]
+    search_fields = ["name", "inchikey", "=id", "=batch__id"]
+    raw_id_fields = ["batch", "owner"]
+    readonly_fields = [f.name for f in Job._meta.fields]
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    list_per_page = 100
+
+
+@admin.register(Target)
+class TargetAdmin(admin.ModelAdmin[Target]):
+    list_display = ["sequence_sha256", "length", "created_at"]
+    search_fields = ["sequence_sha256", "sequence"]
+    readonly_fields = ["sequence_sha256", "length", "created_at"]

@@ -1,0 +1,110 @@
+"""Turning API requests (JSON, legacy JSON, multipart upload) into a Submission."""
+
+import hashlib
+import json
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.request import Request
+
+from batches.catalog import DEFAULT_MODEL, get_model
+from batches.services.submission import ON_INVALID, Submission, request_fingerprint
+from batches.validation.files import read_ligand_file
+from batches.validation.ligands import raw_from_json
+from omtx_hub.errors import InvalidInput
+
+# The predecessor's top-level model switches; they apply where the model has them.
+LEGACY_OPTIONS = ("use_msa", "use_potentials")
+
+
+class SubmissionSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    model = serializers.CharField(max_length=50, required=False, default=DEFAULT_MODEL)
+    protein_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    protein_sequence = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    ligands = serializers.ListField(child=serializers.JSONField(), required=False)
+    options = serializers.DictField(required=False, default=dict)
+    priority = serializers.IntegerField(required=False, default=0, min_value=-10, max_value=10)
+    on_invalid = serializers.ChoiceField(choices=ON_INVALID, required=False, default="skip")
+    format = serializers.CharField(required=False, allow_blank=True, help_text="file format when uploading")
+
+
+class LegacySubmissionSerializer(serializers.Serializer[Any]):
+    """The predecessor's body for POST /api/v3/batches/submit."""
+
+    job_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    protein_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    protein_sequence = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    ligands = serializers.ListField(child=serializers.JSONField())
+    model_name = serializers.CharField(required=False, default="boltz2")
+    use_msa = serializers.BooleanField(required=False)
+    use_potentials = serializers.BooleanField(required=False)
+    configuration = serializers.DictField(required=False, default=dict)
+
+
+def _is_legacy(data: Any) -> bool:
+    return hasattr(data, "get") and ("job_name" in data or "model_name" in data or "configuration" in data)
+
+
+def submission_from_request(request: Request) -> tuple[Submission, str]:
+    """The submission and its fingerprint (for Idempotency-Key comparison)."""
+    files = getattr(request, "FILES", {})
+    upload = files.get("ligands_file") or files.get("file")
+    if upload is not None:
+        return _from_upload(request, upload)
+    if _is_legacy(request.data):
+        return _from_legacy(request.data)
+    serializer = SubmissionSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    if "ligands" not in data:
+        raise InvalidInput("Give ligands as a JSON list or upload a ligands_file.", code="no_ligands")
+    return _build(data, raw_from_json(data["ligands"])), request_fingerprint(request.data)
+
+
+def _build(data: dict[str, Any], ligands: list[Any]) -> Submission:
+    return Submission(
+        name=data.get("name", ""),
+        model=data.get("model", DEFAULT_MODEL),
+        protein_name=data.get("protein_name", ""),
+        protein_sequence=data["protein_sequence"],
+        ligands=ligands,
+        options=data.get("options", {}),
+        priority=data.get("priority", 0),
+        on_invalid=data.get("on_invalid", "skip"),
+    )
+
+
+def _from_legacy(raw: Any) -> tuple[Submission, str]:
+    serializer = LegacySubmissionSerializer(data=raw)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    spec = get_model(data["model_name"])
+    options = dict(data["configuration"])
+    for key in LEGACY_OPTIONS:
+        if key in data and key in spec.params:
+            options.setdefault(key, data[key])
+    canonical = {
+        "name": data["job_name"],
+        "model": spec.name,
+        "protein_name": data["protein_name"],
+        "protein_sequence": data["protein_sequence"],
+        "options": options,
+    }
+    return _build(canonical, raw_from_json(data["ligands"])), request_fingerprint(raw)
+
+
+def _from_upload(request: Request, upload: Any) -> tuple[Submission, str]:
+    fields = {key: request.data.get(key) for key in SubmissionSerializer().fields if key in request.data}
+    if isinstance(fields.get("options"), str):
+        try:
+            fields["options"] = json.loads(fields["options"] or "{}")
+        except json.JSONDecodeError as exc:
+            raise InvalidInput("options must be a JSON object.", code="invalid_options") from exc
+    serializer = SubmissionSerializer(data=fields)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    content = upload.read()
+    ligands = read_ligand_file(content, upload.name or "upload", data.get("format") or None)
+    fingerprint = request_fingerprint({**fields, "file_sha256": hashlib.sha256(content).hexdigest()})
+    return _build(data, list(ligands)), fingerprint

@@ -1,0 +1,121 @@
+"""What the API returns. URLs are absolute, built with reverse(…, request=…)."""
+
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.reverse import reverse
+
+from batches.catalog import get_model
+from batches.models import Batch, Job
+from batches.selectors import batch_progress
+from batches.states import BATCH_TERMINAL
+
+
+def _url(name: str, request: Request, **kwargs: Any) -> str:
+    return reverse(f"v3:{name}", kwargs=kwargs, request=request)
+
+
+def batch_links(batch: Batch, request: Request) -> dict[str, str]:
+    names = ("batch-detail", "batch-status", "batch-results", "batch-export", "batch-jobs", "batch-cancel", "batch-retry")
+    return {name.removeprefix("batch-"): _url(name, request, batch_id=batch.pk) for name in names}
+
+
+def batch_brief(batch: Batch, request: Request) -> dict[str, Any]:
+    return {
+        "id": str(batch.pk),
+        "url": _url("batch-detail", request, batch_id=batch.pk),
+        "name": batch.name,
+        "model": batch.model,
+        "status": batch.status,
+        "total": batch.n_total,
+        "succeeded": batch.n_succeeded,
+        "failed": batch.n_failed,
+        "progress_percent": batch_progress(batch)["progress_percent"],
+        "created_at": batch.created_at,
+        "finished_at": batch.finished_at,
+    }
+
+
+def batch_status(batch: Batch) -> dict[str, Any]:
+    return {
+        "id": str(batch.pk),
+        "batch_id": str(batch.pk),
+        "status": batch.status,
+        "is_terminal": batch.status in BATCH_TERMINAL,
+        "version": batch.version,
+        "progress": batch_progress(batch),
+        "created_at": batch.created_at,
+        "started_at": batch.started_at,
+        "finished_at": batch.finished_at,
+    }
+
+
+def batch_detail(batch: Batch, request: Request) -> dict[str, Any]:
+    report = batch.validation_report or {}
+    return {
+        **batch_brief(batch, request),
+        **batch_status(batch),
+        "owner": batch.owner.get_username(),
+        "model_version": batch.model_version,
+        "priority": batch.priority,
+        "options": batch.options,
+        "target": {
+            "name": batch.target_name,
+            "length": batch.target.length,
+            "sequence_sha256": batch.target.sequence_sha256,
+        },
+        "validation": {
+            "submitted": report.get("submitted", batch.ligands_submitted),
+            "accepted": report.get("accepted", batch.n_total),
+            "rejected": report.get("rejected", batch.ligands_rejected),
+            "rejected_ligands": report.get("rejected_ligands", []),
+        },
+        "manifest": batch.manifest,
+        "links": batch_links(batch, request),
+    }
+
+
+def structure_url(job: Job, request: Request) -> str | None:
+    if not job.artifact:
+        return None
+    return _url("job-structure", request, batch_id=job.batch_id, job_id=job.pk)
+
+
+def job_row(job: Job, request: Request, *, rank: int | None = None) -> dict[str, Any]:
+    row: dict[str, Any] = {} if rank is None else {"rank": rank}
+    row.update(
+        {
+            "job_id": str(job.pk),
+            "index": job.index,
+            "name": job.name,
+            "smiles": job.input_smiles,
+            "canonical_smiles": job.canonical_smiles,
+            "status": job.status,
+            "metrics": job.result or {},
+            "failure_reason": job.failure_reason or None,
+            "failure_message": job.failure_message or None,
+            "structure_url": structure_url(job, request),
+        }
+    )
+    return row
+
+
+def job_detail(job: Job, request: Request) -> dict[str, Any]:
+    return {
+        **job_row(job, request),
+        "url": _url("job-detail", request, batch_id=job.batch_id, job_id=job.pk),
+        "inchikey": job.inchikey,
+        "attempts": job.attempts,
+        "call_id": job.call_id or None,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
+
+
+def metric_fields(model: str) -> list[dict[str, Any]]:
+    return [
+        {"name": f.name, "label": f.label, "unit": f.unit, "better": f.direction, "kind": f.kind,
+         "description": f.description}
+        for f in get_model(model).outputs
+    ]

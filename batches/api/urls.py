@@ -1,0 +1,33 @@
+from django.urls import re_path
+
+from batches.api import views
+
+UUID = r"[0-9a-fA-F-]{32,36}"
+
+
+def route(pattern: str, view: type, name: str) -> object:
+    # Trailing slash optional: the predecessor's clients call paths without it,
+    # and a POST cannot follow APPEND_SLASH's redirect.
+    return re_path(rf"^{pattern}/?$", view.as_view(), name=name)
+
+
+urlpatterns = [
+    route("models", views.ModelCollection, "model-list"),
+    route("batches", views.BatchCollection, "batch-list"),
+    route("batches/submit", views.LegacySubmit, "batch-submit"),
+    route("batches/validate", views.BatchValidate, "batch-validate"),
+    route(rf"batches/(?P<batch_id>{UUID})", views.BatchDetail, "batch-detail"),
+    route(rf"batches/(?P<batch_id>{UUID})/status", views.BatchStatus, "batch-status"),
+    route(rf"batches/(?P<batch_id>{UUID})/results", views.BatchResults, "batch-results"),
+    route(rf"batches/(?P<batch_id>{UUID})/export", views.BatchExport, "batch-export"),
+    route(rf"batches/(?P<batch_id>{UUID})/cancel", views.BatchCancel, "batch-cancel"),
+    route(rf"batches/(?P<batch_id>{UUID})/retry", views.BatchRetry, "batch-retry"),
+    route(rf"batches/(?P<batch_id>{UUID})/jobs", views.JobCollection, "batch-jobs"),
+    route(rf"batches/(?P<batch_id>{UUID})/jobs/(?P<job_id>{UUID})", views.JobDetail, "job-detail"),
+    route(rf"batches/(?P<batch_id>{UUID})/jobs/(?P<job_id>{UUID})/structure", views.JobStructure, "job-structure"),
+    route(
+        rf"batches/(?P<batch_id>{UUID})/jobs/(?P<job_id>{UUID})/download/(?P<fmt>[a-z]+)",
+        views.JobStructure,
+        "job-download",
+    ),
+]

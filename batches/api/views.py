@@ -1,0 +1,243 @@
+"""v3 batch endpoints. Views parse, call one service or selector, and render."""
+
+from typing import Any
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse, StreamingHttpResponse
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from batches import exports
+from batches.api import representations as rep
+from batches.api.inputs import SubmissionSerializer, submission_from_request
+from batches.catalog import MODELS
+from batches.selectors import batch_get, batch_list, job_get, results_list
+from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed
+from batches.services.submission import batch_create, batch_validate
+from omtx_hub.errors import InvalidInput, NotFound
+
+THRESHOLD_OPS = {"min_": "gte", "max_": "lte"}
+
+
+class Pagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 1000
+
+
+class BatchCollection(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, description="comma-separated batch statuses"),
+            OpenApiParameter("model", str),
+            OpenApiParameter("search", str, description="text in the batch name"),
+            OpenApiParameter("created_after", str),
+            OpenApiParameter("created_before", str),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        responses={200: dict},
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        batches = batch_list(
+            user=request.user,
+            status=params.get("status"),
+            model=params.get("model"),
+            search=params.get("search"),
+            created_after=_datetime(params.get("created_after"), "created_after"),
+            created_before=_datetime(params.get("created_before"), "created_before"),
+        )
+        paginator = Pagination()
+        page = paginator.paginate_queryset(batches, request, view=self) or []
+        return paginator.get_paginated_response([rep.batch_brief(b, request) for b in page])
+
+    @extend_schema(
+        request=SubmissionSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, location=OpenApiParameter.HEADER)],
+        responses={201: dict, 200: dict},
+    )
+    def post(self, request: Request) -> Response:
+        submission, fingerprint = submission_from_request(request)
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and len(key) > 200:
+            raise InvalidInput("Idempotency-Key is longer than 200 characters.", code="invalid_idempotency_key")
+        batch, created = batch_create(
+            owner=request.user, submission=submission, idempotency_key=key, request_sha256=fingerprint
+        )
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        body = rep.batch_detail(batch, request)
+        return Response(body, status=code, headers={"Location": body["url"]})
+
+
+class LegacySubmit(BatchCollection):
+    """POST /api/v3/batches/submit: the predecessor's path; same service."""
+
+    http_method_names = ["post", "options"]
+
+
+class BatchValidate(APIView):
+    @extend_schema(request=SubmissionSerializer, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        submission, _ = submission_from_request(request)
+        return Response(batch_validate(submission=submission))
+
+
+class BatchDetail(APIView):
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, batch_id: str) -> Response:
+        return Response(rep.batch_detail(batch_get(user=request.user, batch_id=batch_id), request))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, batch_id: str) -> Response:
+        batch_delete(batch=batch_get(user=request.user, batch_id=batch_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BatchStatus(APIView):
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, batch_id: str) -> Response:
+        return Response(rep.batch_status(batch_get(user=request.user, batch_id=batch_id)))
+
+
+class BatchCancel(APIView):
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request: Request, batch_id: str) -> Response:
+        batch = batch_cancel(batch=batch_get(user=request.user, batch_id=batch_id))
+        return Response(rep.batch_status(batch))
+
+
+class BatchRetry(APIView):
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request: Request, batch_id: str) -> Response:
+        batch = batch_get(user=request.user, batch_id=batch_id)
+        requeued = batch_retry_failed(batch=batch)
+        return Response({"requeued": requeued, **rep.batch_status(batch)})
+
+
+class BatchResults(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("sort", str, description="metric to rank by (default: the model's ranking metric)"),
+            OpenApiParameter("order", str, enum=["asc", "desc"], description="override the metric's direction"),
+            OpenApiParameter("status", str, description="job statuses, comma-separated, or 'all' (default succeeded)"),
+            OpenApiParameter("min_<metric>", float, description="keep rows with metric ≥ value"),
+            OpenApiParameter("max_<metric>", float, description="keep rows with metric ≤ value"),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        responses={200: dict},
+    )
+    def get(self, request: Request, batch_id: str) -> Response:
+        batch = batch_get(user=request.user, batch_id=batch_id)
+        params = request.query_params
+        jobs = results_list(
+            batch=batch,
+            sort=params.get("sort"),
+            order=params.get("order"),
+            status=params.get("status", "succeeded"),
+            thresholds=_thresholds(params),
+        )
+        paginator = Pagination()
+        page = paginator.paginate_queryset(jobs, request, view=self) or []
+        offset = paginator.offset or 0
+        rows = [rep.job_row(job, request, rank=offset + i + 1) for i, job in enumerate(page)]
+        response = paginator.get_paginated_response(rows)
+        response.data.update({"batch": rep.batch_status(batch), "metrics": rep.metric_fields(batch.model)})
+        return response
+
+
+class BatchExport(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=sorted(exports.FORMATS), description="default csv")],
+        responses={200: bytes},
+    )
+    def get(self, request: Request, batch_id: str) -> StreamingHttpResponse:
+        batch = batch_get(user=request.user, batch_id=batch_id)
+        fmt = request.query_params.get("format", "csv")
+        if fmt not in exports.FORMATS:
+            raise InvalidInput(f"format must be one of {sorted(exports.FORMATS)}.", code="invalid_format")
+        content_type, suffix = exports.FORMATS[fmt]
+        response = StreamingHttpResponse(exports.STREAMS[fmt](batch), content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}.{suffix}"'
+        return response
+
+
+class JobCollection(APIView):
+    @extend_schema(parameters=[OpenApiParameter("status", str)], responses={200: dict})
+    def get(self, request: Request, batch_id: str) -> Response:
+        batch = batch_get(user=request.user, batch_id=batch_id)
+        jobs = batch.jobs.order_by("index")
+        if params_status := request.query_params.get("status"):
+            jobs = jobs.filter(status__in=params_status.split(","))
+        paginator = Pagination()
+        page = paginator.paginate_queryset(jobs, request, view=self) or []
+        return paginator.get_paginated_response([rep.job_row(job, request) for job in page])
+
+
+class JobDetail(APIView):
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, batch_id: str, job_id: str) -> Response:
+        batch = batch_get(user=request.user, batch_id=batch_id)
+        return Response(rep.job_detail(job_get(batch=batch, job_id=job_id), request))
+
+
+class JobStructure(APIView):
+    @extend_schema(responses={200: bytes})
+    def get(self, request: Request, batch_id: str, job_id: str, fmt: str | None = None) -> FileResponse:
+        job = job_get(batch=batch_get(user=request.user, batch_id=batch_id), job_id=job_id)
+        if not job.artifact or not default_storage.exists(job.artifact.name):
+            raise NotFound("This job has no structure file.", code="no_structure")
+        suffix = job.artifact.name.rsplit(".", 1)[-1]
+        if fmt is not None and fmt != suffix:
+            raise NotFound(f"This job's structure is {suffix}, not {fmt}.", code="no_structure")
+        content_type = {"sdf": "chemical/x-mdl-sdfile", "cif": "chemical/x-mmcif"}.get(suffix, "application/octet-stream")
+        return FileResponse(
+            default_storage.open(job.artifact.name, "rb"),
+            as_attachment=True,
+            filename=f"{job.name}.{suffix}",
+            content_type=content_type,
+        )
+
+
+class ModelCollection(APIView):
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request) -> Response:
+        return Response({"models": [_model_info(spec.name) for spec in MODELS.values()]})
+
+
+def _model_info(name: str) -> dict[str, Any]:
+    spec = MODELS[name]
+    return {
+        "name": spec.name, "version": spec.version, "title": spec.title, "description": spec.description,
+        "executor": spec.executor, "gpu": spec.gpu, "default_rank": spec.default_rank,
+        "parameters": {k: {"type": p.kind.__name__, "default": p.default, "minimum": p.minimum,
+                           "maximum": p.maximum, "choices": list(p.choices) or None}
+                       for k, p in spec.params.items()},
+        "limits": vars(spec.limits), "metrics": rep.metric_fields(spec.name),
+    }
+
+
+def _thresholds(params: Any) -> list[tuple[str, str, float]]:
+    thresholds = []
+    for key, value in params.items():
+        for prefix, op in THRESHOLD_OPS.items():
+            if key.startswith(prefix):
+                try:
+                    thresholds.append((key.removeprefix(prefix), op, float(value)))
+                except ValueError:
+                    raise InvalidInput(f"{key} must be a number.", code="invalid_threshold") from None
+    return thresholds
+
+
+def _datetime(value: str | None, name: str) -> Any:
+    if not value:
+        return None
+    parsed = parse_datetime(value) or parse_date(value)
+    if parsed is None:
+        raise InvalidInput(f"{name} must be an ISO date or datetime.", code="invalid_date")
+    return parsed

@@ -1,0 +1,163 @@
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from batches.states import JOB_ACTIVE, JOB_TRANSITIONS, BatchStatus, FailureReason, JobStatus
+
+
+class Target(models.Model):
+    """A protein chain, stored once per distinct sequence."""
+
+    sequence_sha256 = models.CharField(max_length=64, unique=True)
+    sequence = models.TextField()
+    length = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.sequence[:12]}… ({self.length} aa)"
+
+
+class Batch(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches")
+    name = models.CharField(max_length=200)
+    model = models.CharField(max_length=50)
+    model_version = models.CharField(max_length=50)
+    target = models.ForeignKey(Target, on_delete=models.PROTECT, related_name="batches")
+    target_name = models.CharField(max_length=200, blank=True)
+    options = models.JSONField(default=dict)
+    priority = models.SmallIntegerField(default=0)
+    status = models.CharField(max_length=32, choices=BatchStatus.choices, default=BatchStatus.QUEUED)
+    # Bumped on every change, so clients and caches can tell snapshots apart.
+    version = models.PositiveIntegerField(default=1)
+
+    ligands_submitted = models.PositiveIntegerField(default=0)
+    ligands_rejected = models.PositiveIntegerField(default=0)
+    n_total = models.PositiveIntegerField(default=0)
+    n_queued = models.PositiveIntegerField(default=0)
+    n_dispatched = models.PositiveIntegerField(default=0)
+    n_running = models.PositiveIntegerField(default=0)
+    n_succeeded = models.PositiveIntegerField(default=0)
+    n_failed = models.PositiveIntegerField(default=0)
+    n_cancelled = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    request_sha256 = models.CharField(max_length=64, blank=True)
+    validation_report = models.JSONField(default=dict)
+    manifest = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "batches"
+        indexes = [
+            # batch_list: a user's batches, newest first, optionally by status.
+            models.Index(fields=["owner", "-created_at"], name="batch_owner_created"),
+            models.Index(fields=["owner", "status", "-created_at"], name="batch_owner_status"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="batch_idempotency_key_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+    @property
+    def n_active(self) -> int:
+        return self.n_queued + self.n_dispatched + self.n_running
+
+    @property
+    def n_finished(self) -> int:
+        return self.n_succeeded + self.n_failed + self.n_cancelled
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="jobs")
+    # Denormalised from the batch so the fair-share claim query needs no join.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    priority = models.SmallIntegerField(default=0)
+    index = models.PositiveIntegerField(help_text="Position of the ligand in the submitted input (0-based).")
+    name = models.CharField(max_length=200)
+    input_smiles = models.TextField()
+    canonical_smiles = models.TextField()
+    inchikey = models.CharField(max_length=27, blank=True)
+
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    not_before = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=64, blank=True)
+    call_id = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    failure_reason = models.CharField(max_length=32, choices=FailureReason.choices, blank=True)
+    failure_message = models.TextField(blank=True)
+
+    result = models.JSONField(null=True, blank=True)
+    qed = models.FloatField(null=True, blank=True)
+    mol_weight = models.FloatField(null=True, blank=True)
+    clogp = models.FloatField(null=True, blank=True)
+    affinity_pred_value = models.FloatField(null=True, blank=True)
+    affinity_probability_binary = models.FloatField(null=True, blank=True)
+    confidence_score = models.FloatField(null=True, blank=True)
+    artifact = models.FileField(upload_to="artifacts/", blank=True, max_length=300)
+
+    class Meta:
+        ordering = ["batch", "index"]
+        indexes = [
+            # Exports and the job table of one batch walk jobs in input order.
+            models.Index(fields=["batch", "index"], name="job_batch_index"),
+            # Results filter one batch by status.
+            models.Index(fields=["batch", "status"], name="job_batch_status"),
+            # claim_candidates: queued jobs, by priority then age. Partial, so it
+            # stays as small as the queue however many jobs have finished.
+            models.Index(
+                fields=["owner", "-priority", "created_at", "index"],
+                condition=Q(status=JobStatus.QUEUED),
+                name="job_claim_queue",
+            ),
+            # reap_expired_leases: dispatched/running jobs whose lease ran out.
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status__in=[JobStatus.DISPATCHED, JobStatus.RUNNING]),
+                name="job_active_lease",
+            ),
+            # Ranking within a batch by the default metrics of each model.
+            models.Index(fields=["batch", "-qed"], name="job_rank_qed"),
+            models.Index(fields=["batch", "-affinity_probability_binary"], name="job_rank_prob"),
+            models.Index(fields=["batch", "affinity_pred_value"], name="job_rank_affinity"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "index"], name="job_batch_index_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} [{self.status}]"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in JOB_ACTIVE
+
+    @staticmethod
+    def check_transition(current: str, target: str) -> None:
+        if target not in JOB_TRANSITIONS[current]:
+            raise ValueError(f"illegal job transition {current} → {target}")
+
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.result or {})

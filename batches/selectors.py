@@ -1,0 +1,132 @@
+"""Reads. Every read of a batch goes through batch_get, which hides other users' batches."""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import F, FloatField, Q, QuerySet
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from batches.catalog import get_model
+from batches.models import Batch, Job
+from batches.services.ingest import TYPED_COLUMNS
+from batches.states import JobStatus
+from omtx_hub.errors import InvalidInput, NotFound
+
+AnyUser = AbstractBaseUser | AnonymousUser
+
+
+def _visible(user: AnyUser) -> QuerySet[Batch]:
+    batches = Batch.objects.all()
+    return batches if getattr(user, "is_staff", False) else batches.filter(owner_id=user.pk)
+
+
+def batch_get(*, user: AnyUser, batch_id: UUID | str) -> Batch:
+    try:
+        return _visible(user).select_related("target", "owner").get(pk=batch_id)
+    except (Batch.DoesNotExist, ValueError, TypeError):
+        # Someone else's batch and a missing one look the same: 404.
+        raise NotFound("No such batch.") from None
+
+
+def batch_list(
+    *,
+    user: AnyUser,
+    status: str | None = None,
+    model: str | None = None,
+    search: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> QuerySet[Batch]:
+    batches = _visible(user).select_related("owner")
+    if status:
+        batches = batches.filter(status__in=status.split(","))
+    if model:
+        batches = batches.filter(model=get_model(model).name)
+    if search:
+        batches = batches.filter(name__icontains=search)
+    if created_after:
+        batches = batches.filter(created_at__gte=created_after)
+    if created_before:
+        batches = batches.filter(created_at__lt=created_before)
+    return batches.order_by("-created_at", "-pk")
+
+
+def job_get(*, batch: Batch, job_id: UUID | str) -> Job:
+    try:
+        return Job.objects.get(batch=batch, pk=job_id)
+    except (Job.DoesNotExist, ValueError, TypeError):
+        raise NotFound("No such job in this batch.") from None
+
+
+def queue_has_work() -> bool:
+    return Job.objects.filter(status=JobStatus.QUEUED).exists()
+
+
+def batch_progress(batch: Batch) -> dict[str, Any]:
+    """Counts, progress and an ETA from the batch row alone: O(1) in jobs."""
+    finished = batch.n_finished
+    total = batch.n_total
+    rate = None
+    eta = None
+    if batch.started_at and finished:
+        end = batch.finished_at or timezone.now()
+        elapsed = max((end - batch.started_at).total_seconds(), 1e-3)
+        rate = finished / elapsed
+        if batch.n_active and rate > 0:
+            eta = batch.n_active / rate
+    return {
+        "total": total,
+        "queued": batch.n_queued,
+        "dispatched": batch.n_dispatched,
+        "running": batch.n_running,
+        "succeeded": batch.n_succeeded,
+        "failed": batch.n_failed,
+        "cancelled": batch.n_cancelled,
+        "rejected": batch.ligands_rejected,
+        "progress_percent": round(100.0 * finished / total, 2) if total else 100.0,
+        "jobs_per_second": round(rate, 3) if rate is not None else None,
+        "eta_seconds": round(eta, 1) if eta is not None else None,
+    }
+
+
+def _metric_expression(name: str) -> Any:
+    if name in TYPED_COLUMNS:
+        return F(name)
+    return Cast(KT(f"result__{name}"), FloatField())
+
+
+def results_list(
+    *,
+    batch: Batch,
+    sort: str | None = None,
+    order: str | None = None,
+    status: str | None = JobStatus.SUCCEEDED,
+    thresholds: list[tuple[str, str, float]] | None = None,
+) -> QuerySet[Job]:
+    """Jobs ranked best first by `sort` in the model's direction for that
+    metric (`order` asc/desc overrides it); ties broken by input order."""
+    spec = get_model(batch.model)
+    metric = spec.output(sort or spec.default_rank)
+    if metric.kind == "str":
+        raise InvalidInput(f"Metric {metric.name!r} is text and cannot rank.", code="unknown_metric")
+    if order not in (None, "", "asc", "desc"):
+        raise InvalidInput("order must be asc or desc.", code="invalid_order")
+    descending = order == "desc" if order else metric.direction == "higher"
+    jobs = Job.objects.filter(batch=batch)
+    if status and status != "all":
+        statuses = status.split(",")
+        unknown = set(statuses) - set(JobStatus.values)
+        if unknown:
+            raise InvalidInput(f"Unknown status {sorted(unknown)}.", code="invalid_status")
+        jobs = jobs.filter(status__in=statuses)
+    for position, (name, op, value) in enumerate(thresholds or []):
+        spec.output(name)
+        alias = f"threshold_{position}"
+        jobs = jobs.alias(**{alias: _metric_expression(name)}).filter(Q(**{f"{alias}__{op}": value}))
+    expression = _metric_expression(metric.name)
+    ranked = expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
+    return jobs.order_by(ranked, "index")

@@ -1,0 +1,193 @@
+"""Submission: validate everything first, then store the batch and its jobs at once."""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import rdkit
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from batches.catalog import get_model
+from batches.engine.availability import check_executor
+from batches.models import Batch, Job, Target
+from batches.registry import ModelSpec
+from batches.validation.files import RawLigand
+from batches.validation.ligands import LigandReport, validate_ligands
+from batches.validation.protein import Protein, parse_protein
+from batches.validation.smiles import LigandRejected
+from omtx_hub.errors import Conflict, InvalidInput, TooLarge
+
+ON_INVALID = ("skip", "reject")
+HUB_VERSION = "0.1.0"
+
+
+@dataclass
+class Submission:
+    name: str
+    model: str
+    protein_sequence: Any
+    ligands: list[RawLigand | LigandRejected]
+    protein_name: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    priority: int = 0
+    on_invalid: str = "skip"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    spec: ModelSpec
+    params: dict[str, Any]
+    protein: Protein
+    report: LigandReport
+
+
+def batch_prepare(*, submission: Submission) -> Prepared:
+    """Validate a submission without storing anything; raise on what blocks it."""
+    spec = get_model(submission.model)
+    params = spec.clean_params(submission.options)
+    if submission.on_invalid not in ON_INVALID:
+        raise InvalidInput(f"on_invalid must be one of {list(ON_INVALID)}.", code="invalid_option")
+    count = len(submission.ligands)
+    if count > spec.limits.max_ligands:
+        raise TooLarge(f"{count} ligands; a batch holds at most {spec.limits.max_ligands}.")
+    if count == 0:
+        raise InvalidInput("No ligands given.", code="no_ligands")
+    protein = parse_protein(submission.protein_sequence, spec.limits)
+    report = validate_ligands(submission.ligands, spec.limits)
+    return Prepared(spec=spec, params=params, protein=protein, report=report)
+
+
+def _reject_if_needed(prepared: Prepared, on_invalid: str) -> None:
+    report = prepared.report
+    if not report.accepted:
+        raise InvalidInput("No valid ligands in the batch.", code="no_valid_ligands", details=report.summary())
+    if report.rejected and on_invalid == "reject":
+        raise InvalidInput(
+            f"{len(report.rejected)} of {report.submitted} ligands are invalid; "
+            "nothing was stored (send on_invalid=skip to run the valid ones).",
+            code="invalid_ligands",
+            details=report.summary(),
+        )
+
+
+def batch_validate(*, submission: Submission) -> dict[str, Any]:
+    """The dry run: the per-ligand report and an estimate, nothing stored."""
+    prepared = batch_prepare(submission=submission)
+    spec, report = prepared.spec, prepared.report
+    summary = report.summary()
+    summary["accepted_ligands"] = [
+        {"index": ok.index, "name": ok.name, "smiles": ok.smiles, "canonical_smiles": ok.canonical_smiles,
+         "inchikey": ok.inchikey, "heavy_atoms": ok.heavy_atoms}
+        for ok in report.accepted
+    ]
+    summary["would_run"] = bool(report.accepted) and not (report.rejected and submission.on_invalid == "reject")
+    summary["estimate"] = {
+        "jobs": len(report.accepted),
+        "worker_seconds": round(len(report.accepted) * spec.seconds_per_ligand, 1),
+        "gpu": spec.gpu,
+        "gpu_seconds": round(len(report.accepted) * spec.seconds_per_ligand, 1) if spec.gpu else 0.0,
+    }
+    summary["model"] = {"name": spec.name, "version": spec.version, "parameters": prepared.params}
+    summary["protein"] = {"length": len(prepared.protein.sequence), "header": prepared.protein.header}
+    return summary
+
+
+def request_fingerprint(payload: Any) -> str:
+    canonical = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def batch_create(
+    *,
+    owner: AbstractBaseUser,
+    submission: Submission,
+    idempotency_key: str | None = None,
+    request_sha256: str = "",
+) -> tuple[Batch, bool]:
+    """Create the batch; returns (batch, created). An Idempotency-Key already
+    used with the same request returns the first batch; with another, 409."""
+    if idempotency_key:
+        existing = _idempotent_match(owner, idempotency_key, request_sha256)
+        if existing is not None:
+            return existing, False
+    prepared = batch_prepare(submission=submission)
+    _reject_if_needed(prepared, submission.on_invalid)
+    check_executor(prepared.spec)
+    try:
+        return _store(owner, submission, prepared, idempotency_key, request_sha256), True
+    except IntegrityError:
+        # Two requests with one key raced; the loser returns the winner's batch.
+        existing = _idempotent_match(owner, idempotency_key or "", request_sha256)
+        if existing is None:
+            raise
+        return existing, False
+
+
+def _idempotent_match(owner: AbstractBaseUser, key: str, request_sha256: str) -> Batch | None:
+    existing = Batch.objects.filter(owner=owner, idempotency_key=key).first()
+    if existing is not None and existing.request_sha256 != request_sha256:
+        raise Conflict(
+            "This Idempotency-Key was used with a different request.",
+            code="idempotency_conflict",
+            details={"batch_id": str(existing.id)},
+        )
+    return existing
+
+
+def _manifest(prepared: Prepared, target: Target) -> dict[str, Any]:
+    spec = prepared.spec
+    return {
+        "model": spec.name,
+        "model_version": spec.version,
+        "weights_revision": spec.weights_revision,
+        "parameters": prepared.params,
+        "executor": spec.executor,
+        "gpu": spec.gpu,
+        "timeout_seconds": spec.timeout_seconds,
+        "target_sha256": target.sequence_sha256,
+        "rdkit_version": rdkit.__version__,
+        "hub_version": HUB_VERSION,
+    }
+
+
+def _store(
+    owner: AbstractBaseUser, submission: Submission, prepared: Prepared, key: str | None, request_sha256: str
+) -> Batch:
+    accepted = prepared.report.accepted
+    sequence = prepared.protein.sequence
+    with transaction.atomic():
+        target, _ = Target.objects.get_or_create(
+            sequence_sha256=hashlib.sha256(sequence.encode()).hexdigest(),
+            defaults={"sequence": sequence, "length": len(sequence)},
+        )
+        batch = Batch.objects.create(
+            owner=owner,
+            name=submission.name.strip()[:200] or "Untitled batch",
+            model=prepared.spec.name,
+            model_version=prepared.spec.version,
+            target=target,
+            target_name=(submission.protein_name or prepared.protein.header)[:200],
+            options=prepared.params,
+            priority=submission.priority,
+            ligands_submitted=prepared.report.submitted,
+            ligands_rejected=len(prepared.report.rejected),
+            n_total=len(accepted),
+            n_queued=len(accepted),
+            idempotency_key=key or None,
+            request_sha256=request_sha256,
+            validation_report=prepared.report.summary(),
+            manifest=_manifest(prepared, target),
+        )
+        Job.objects.bulk_create(
+            (
+                Job(
+                    batch=batch, owner=owner, priority=submission.priority, index=ok.index, name=ok.name,
+                    input_smiles=ok.smiles, canonical_smiles=ok.canonical_smiles, inchikey=ok.inchikey,
+                )
+                for ok in accepted
+            ),
+            batch_size=2000,
+        )
+    return batch

@@ -1,0 +1,74 @@
+"""Validate a whole ligand list: per-item checks plus duplicates in the batch."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from batches.registry import Limits
+from batches.validation.files import RawLigand
+from batches.validation.smiles import LigandOk, LigandRejected, clean_name, validate_smiles
+
+
+@dataclass(frozen=True)
+class LigandReport:
+    accepted: list[LigandOk]
+    rejected: list[LigandRejected]
+
+    @property
+    def submitted(self) -> int:
+        return len(self.accepted) + len(self.rejected)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "submitted": self.submitted,
+            "accepted": len(self.accepted),
+            "rejected": len(self.rejected),
+            "rejected_ligands": [r.as_dict() for r in sorted(self.rejected, key=lambda r: r.index)],
+        }
+
+
+def raw_from_json(items: Any) -> list[RawLigand | LigandRejected]:
+    """Ligands given as JSON: objects {name, smiles} or bare SMILES strings."""
+    raws: list[RawLigand | LigandRejected] = []
+    for index, item in enumerate(items):
+        if isinstance(item, str):
+            raws.append(RawLigand(name=None, smiles=item))
+        elif isinstance(item, dict):
+            raws.append(RawLigand(name=item.get("name"), smiles=item.get("smiles")))
+        else:
+            raws.append(
+                LigandRejected(index, f"ligand_{index + 1}", repr(item)[:100], "invalid_item",
+                               "each ligand must be an object {name, smiles} or a SMILES string")
+            )
+    return raws
+
+
+def validate_ligands(raws: list[RawLigand | LigandRejected], limits: Limits) -> LigandReport:
+    accepted: list[LigandOk] = []
+    rejected: list[LigandRejected] = []
+    first_seen: dict[str, LigandOk] = {}
+    for index, raw in enumerate(raws):
+        if isinstance(raw, LigandRejected):
+            rejected.append(raw)
+            continue
+        name, name_problem = clean_name(raw.name, index)
+        shown = raw.smiles if isinstance(raw.smiles, str) else ""
+        if raw.error:
+            rejected.append(LigandRejected(index, name, shown, "unreadable_record", raw.error))
+            continue
+        if name_problem:
+            rejected.append(LigandRejected(index, name, shown, "invalid_name", name_problem))
+            continue
+        result = validate_smiles(index, name, raw.smiles, limits)
+        if isinstance(result, LigandRejected):
+            rejected.append(result)
+            continue
+        original = first_seen.get(result.canonical_smiles)
+        if original is not None:
+            rejected.append(
+                LigandRejected(index, name, result.smiles, "duplicate",
+                               f"same molecule as ligand {original.index + 1} ({original.name})")
+            )
+            continue
+        first_seen[result.canonical_smiles] = result
+        accepted.append(result)
+    return LigandReport(accepted=accepted, rejected=rejected)

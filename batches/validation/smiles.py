@@ -1,0 +1,131 @@
+"""Per-ligand validation with RDKit, before anything is stored."""
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from rdkit import Chem
+
+from batches.registry import Limits
+from batches.validation.rdkit_log import rdkit_messages
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_WHITESPACE = re.compile(r"\s")
+MAX_NAME_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class LigandOk:
+    index: int
+    name: str
+    smiles: str
+    canonical_smiles: str
+    inchikey: str
+    heavy_atoms: int
+    total_atoms: int
+
+
+@dataclass(frozen=True)
+class LigandRejected:
+    index: int
+    name: str
+    smiles: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "name": self.name,
+            "smiles": self.smiles,
+            "code": self.code,
+            "message": self.message,
+        }
+
+
+def clean_name(raw: Any, index: int) -> tuple[str, str | None]:
+    """The ligand's name (default `ligand_<n>`, 1-based) and a problem, if any."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return f"ligand_{index + 1}", None
+    if not isinstance(raw, (str, int)) or isinstance(raw, bool):
+        return f"ligand_{index + 1}", "name must be a string"
+    name = str(raw).strip()
+    if _CONTROL.search(name):
+        return f"ligand_{index + 1}", "name contains a control character"
+    if len(name) > MAX_NAME_LENGTH:
+        return name[:MAX_NAME_LENGTH], f"name is longer than {MAX_NAME_LENGTH} characters"
+    return name, None
+
+
+def _describe_parse_error(messages: list[str]) -> str:
+    for message in messages:
+        if message.startswith("SMILES Parse Error:"):
+            detail = message.removeprefix("SMILES Parse Error:").strip()
+            detail = re.split(r" (?:while parsing|for input):", detail)[0]
+            return f"not a valid SMILES ({detail})"
+    return "not a valid SMILES"
+
+
+def validate_smiles(index: int, name: str, raw: Any, limits: Limits) -> LigandOk | LigandRejected:
+    def reject(code: str, message: str) -> LigandRejected:
+        shown = raw if isinstance(raw, str) else repr(raw)
+        return LigandRejected(index, name, _CONTROL.sub("\ufffd", shown)[:300], code, message)
+
+    if not isinstance(raw, str):
+        return reject("invalid_smiles", "SMILES must be a string")
+    control = _CONTROL.search(raw)
+    if control:
+        return reject(
+            "invalid_smiles",
+            f"contains control character U+{ord(control.group()):04X} at position {control.start() + 1}",
+        )
+    smiles = raw.strip()
+    if not smiles:
+        return reject("empty_smiles", "SMILES is empty")
+    if _WHITESPACE.search(smiles):
+        # RDKit would read the text after a space as a name and drop it.
+        return reject("invalid_smiles", "contains whitespace: give one molecule per entry")
+    if len(smiles) > limits.max_smiles_length:
+        # Checked before parsing: some pathological strings keep RDKit busy for hours.
+        return reject("too_long", f"SMILES is longer than {limits.max_smiles_length} characters")
+    with rdkit_messages() as messages:
+        mol = Chem.MolFromSmiles(smiles, sanitize=False)
+        if mol is None:
+            return reject("invalid_smiles", _describe_parse_error(messages))
+        try:
+            Chem.SanitizeMol(mol)
+        except Exception as exc:  # RDKit raises several MolSanitizeException subclasses
+            return reject("invalid_chemistry", f"chemically invalid: {exc}")
+    return _check_size(index, name, smiles, mol, limits) or _accepted(index, name, smiles, mol)
+
+
+def _check_size(index: int, name: str, smiles: str, mol: Chem.Mol, limits: Limits) -> LigandRejected | None:
+    heavy = mol.GetNumHeavyAtoms()
+    total = heavy + sum(atom.GetTotalNumHs() for atom in mol.GetAtoms())
+    if heavy == 0:
+        return LigandRejected(index, name, smiles, "empty_molecule", "molecule has no heavy atoms")
+    if heavy > limits.max_heavy_atoms:
+        return LigandRejected(
+            index, name, smiles, "too_many_atoms",
+            f"{heavy} heavy atoms; the model accepts at most {limits.max_heavy_atoms}",
+        )
+    if total > limits.max_total_atoms:
+        return LigandRejected(
+            index, name, smiles, "too_many_atoms",
+            f"{total} atoms counting hydrogens; the model accepts at most {limits.max_total_atoms}",
+        )
+    return None
+
+
+def _accepted(index: int, name: str, smiles: str, mol: Chem.Mol) -> LigandOk:
+    heavy = mol.GetNumHeavyAtoms()
+    total = heavy + sum(atom.GetTotalNumHs() for atom in mol.GetAtoms())
+    return LigandOk(
+        index=index,
+        name=name,
+        smiles=smiles,
+        canonical_smiles=Chem.MolToSmiles(mol, isomericSmiles=True),
+        inchikey=Chem.MolToInchiKey(mol) or "",
+        heavy_atoms=heavy,
+        total_atoms=total,
+    )

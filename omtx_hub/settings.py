@@ -1,0 +1,194 @@
+"""One settings module, driven by the environment (DESIGN §8).
+
+With no variables set the hub runs embedded: SQLite, local-memory cache,
+local CPU executor. DATABASE_URL and REDIS_URL switch to PostgreSQL and Redis.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+import django_stubs_ext
+
+from omtx_hub.env import env_bool, env_int, env_list, env_str
+
+# Lets `admin.ModelAdmin[Batch]` and friends be subscripted at run time.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("OMTX_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+ENVIRONMENT = env_str("ENVIRONMENT", "development")
+DEBUG = env_bool("DEBUG", ENVIRONMENT == "development")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+
+# The development key is deliberately recognisable: check omtx.E001 refuses it
+# outside development.
+DEV_SECRET_KEY = "dev-insecure-omtx-hub-key-change-me-0123456789abcdefghijklmnop"
+SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "omtx_hub.apps.OmtxHubConfig",
+    "accounts",
+    "ratelimit",
+    "monitoring",
+    "batches",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "omtx_hub.urls"
+WSGI_APPLICATION = "omtx_hub.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env_str("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "omtx_hub.sqlite3",
+            # The dispatcher and the web process write concurrently; wait for
+            # the lock instead of failing with "database is locked".
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL", "")
+REDIS_POOL_SIZE = env_int("REDIS_POOL_SIZE", 50, minimum=1)
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "omtx",
+            "OPTIONS": {
+                "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_POOL_SIZE},
+                "COMPRESSOR": "django_redis.compressors.zlib.ZlibCompressor",
+                # A cache outage degrades to the database instead of a 500.
+                "IGNORE_EXCEPTIONS": True,
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "account"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+MEDIA_ROOT = VAR_DIR / "media"
+MEDIA_URL = "media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# DRF applies Django's body limit to JSON; 100,000 ligands of ~60 characters
+# need ~10 MB, so raise it deliberately and reject larger bodies with 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("OMTX_MAX_REQUEST_BYTES", 32 * 1024 * 1024, minimum=1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+
+REST_FRAMEWORK = {
+    "DEFAULT_VERSIONING_CLASS": "rest_framework.versioning.NamespaceVersioning",
+    "ALLOWED_VERSIONS": ["v3"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "EXCEPTION_HANDLER": "omtx_hub.api_errors.exception_handler",
+    # `?format=` selects the export format, not a DRF renderer.
+    "URL_FORMAT_OVERRIDE": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OMTX Hub API",
+    "DESCRIPTION": "Batch protein–ligand predictions: submit, track, rank, export.",
+    "VERSION": "3.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# Execution engine (DESIGN §5).
+OMTX_EXECUTOR_WORKERS = env_int("OMTX_EXECUTOR_WORKERS", 2, minimum=0)
+OMTX_MAX_IN_FLIGHT = env_int("OMTX_MAX_IN_FLIGHT", 256, minimum=1)
+OMTX_LEASE_SECONDS = env_int("OMTX_LEASE_SECONDS", 600, minimum=10)
+OMTX_BOLTZ2_EXECUTOR = env_str("OMTX_BOLTZ2_EXECUTOR", "modal")
+MODAL_TOKEN_ID = env_str("MODAL_TOKEN_ID", "")
+MODAL_TOKEN_SECRET = env_str("MODAL_TOKEN_SECRET", "")
+OMTX_MAX_LIGANDS_PER_BATCH = env_int("OMTX_MAX_LIGANDS_PER_BATCH", 100_000, minimum=1)
+
+# Seed variables that later layers read; parsed here so bad values fail at start.
+GCP_PROJECT_ID = env_str("GCP_PROJECT_ID", "")
+FIRESTORE_DATABASE = env_str("FIRESTORE_DATABASE", "(default)")
+RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
+RATE_LIMIT_REDIS_URL = env_str("RATE_LIMIT_REDIS_URL", REDIS_URL)
+APM_ENABLED = env_bool("APM_ENABLED", True)
+METRICS_EXPORT_INTERVAL = env_int("METRICS_EXPORT_INTERVAL", 60, minimum=1)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}

@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from omtx_hub import views
+
+api_v3 = [
+    path("", views.api_root, name="api-root"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="v3:schema"), name="swagger-ui"),
+    path("", include("batches.api.urls")),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("health", views.health, name="health"),
+    path("admin/", admin.site.urls),
+    path("account/", include("accounts.urls")),
+    path("api-auth/", include("rest_framework.urls")),
+    path("api/v3/", include((api_v3, "v3"), namespace="v3")),
+]
