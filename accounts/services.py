@@ -1,14 +1,12 @@
 from datetime import timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from accounts.models import ApiToken, hash_token, new_raw_token
 
 
-def token_create(
-    *, user: AbstractBaseUser, name: str = "default", expires_in_days: int | None = None
-) -> tuple[ApiToken, str]:
+def token_create(*, user: User, name: str = "default", expires_in_days: int | None = None) -> tuple[ApiToken, str]:
     """Create a token; return it with the raw value, which is never stored."""
     raw = new_raw_token()
     expires_at = None

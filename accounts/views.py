@@ -5,11 +5,12 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import ApiToken
 from accounts.services import token_create, token_revoke
+from omtx_hub.requests import request_user
 
 
 @login_required
 def account(request: HttpRequest) -> HttpResponse:
-    tokens = ApiToken.objects.filter(user=request.user)
+    tokens = ApiToken.objects.filter(user=request_user(request))
     new_token = request.session.pop("new_token", None)
     return render(request, "accounts/account.html", {"tokens": tokens, "new_token": new_token})
 
@@ -18,7 +19,7 @@ def account(request: HttpRequest) -> HttpResponse:
 @require_POST
 def token_new(request: HttpRequest) -> HttpResponse:
     name = (request.POST.get("name") or "web").strip()[:100]
-    _, raw = token_create(user=request.user, name=name)
+    _, raw = token_create(user=request_user(request), name=name)
     # Shown once on the next page load, never stored in clear.
     request.session["new_token"] = raw
     return redirect("account")

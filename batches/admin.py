@@ -1,5 +1,7 @@
 """The operator console. Actions call the same services as the API."""
 
+from typing import cast
+
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -11,19 +13,32 @@ from batches.services.lifecycle import batch_cancel, batch_retry_failed
 from omtx_hub.errors import DomainError
 
 
-class CappedCountPaginator(Paginator):
-    """COUNT(*) over millions of jobs is slow; cap it (the admin shows '10000+')."""
+class CappedCountPaginator(Paginator[Job]):
+    """COUNT(*) over millions of jobs is slow; count at most `cap` + 1 rows."""
 
     cap = 10_000
 
     @cached_property
-    def count(self) -> int:  # type: ignore[override]
-        return len(self.object_list[: self.cap + 1].values_list("pk", flat=True))  # type: ignore[union-attr]
+    def count(self) -> int:
+        jobs = cast(QuerySet[Job], self.object_list)
+        return jobs[: self.cap + 1].count()
 
 
 @admin.register(Batch)
 class BatchAdmin(admin.ModelAdmin[Batch]):
-    list_display = ["name", "owner", "model", "status", "n_total", "n_succeeded", "n_failed", "n_cancelled", "priority", "created_at", "finished_at"]
+    list_display = [
+        "name",
+        "owner",
+        "model",
+        "status",
+        "n_total",
+        "n_succeeded",
+        "n_failed",
+        "n_cancelled",
+        "priority",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["status", "model", "created_at"]
     list_select_related = ["owner"]
     search_fields = ["name", "id", "owner__username"]
@@ -54,7 +69,17 @@ class BatchAdmin(admin.ModelAdmin[Batch]):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin[Job]):
-    list_display = ["name", "batch", "index", "status", "attempts", "failure_reason", "qed", "affinity_probability_binary", "finished_at"]
+    list_display = [
+        "name",
+        "batch",
+        "index",
+        "status",
+        "attempts",
+        "failure_reason",
+        "qed",
+        "affinity_probability_binary",
+        "finished_at",
+    ]
     list_filter = ["status", "failure_reason"]
     list_select_related = ["batch"]
     search_fields = ["name", "inchikey", "=id", "=batch__id"]

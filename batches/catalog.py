@@ -26,7 +26,9 @@ LIGAND_PROFILE = ModelSpec(
         "random_seed": Param(int, 42, minimum=0, maximum=2**31 - 1),
     },
     outputs=(
-        OutputField("qed", "QED", "", "higher", column=True, description="Quantitative estimate of drug-likeness (0–1)."),
+        OutputField(
+            "qed", "QED", "", "higher", column=True, description="Quantitative estimate of drug-likeness (0–1)."
+        ),
         OutputField("mol_weight", "Molecular weight", "Da", column=True),
         OutputField("clogp", "cLogP", "log units", column=True, description="Wildman–Crippen logP."),
         OutputField("tpsa", "TPSA", "Å²"),
@@ -41,7 +43,13 @@ LIGAND_PROFILE = ModelSpec(
         OutputField("alerts", "Alert names", kind="str"),
         OutputField("inchikey", "InChIKey", kind="str"),
         OutputField("formula", "Formula", kind="str"),
-        OutputField("conformer_energy", "Conformer energy", "kcal/mol", "lower", description="Force-field energy after minimisation."),
+        OutputField(
+            "conformer_energy",
+            "Conformer energy",
+            "kcal/mol",
+            "lower",
+            description="Force-field energy after minimisation.",
+        ),
     ),
     default_rank="qed",
     seconds_per_ligand=0.05,
@@ -74,11 +82,19 @@ BOLTZ2 = ModelSpec(
     },
     outputs=(
         OutputField(
-            "affinity_probability_binary", "Binder probability", "", "higher", column=True,
+            "affinity_probability_binary",
+            "Binder probability",
+            "",
+            "higher",
+            column=True,
             description="Probability that the ligand is a binder (0–1). Rank by it for hit discovery.",
         ),
         OutputField(
-            "affinity_pred_value", "Predicted affinity", "log10(IC50 / µM)", "lower", column=True,
+            "affinity_pred_value",
+            "Predicted affinity",
+            "log10(IC50 / µM)",
+            "lower",
+            column=True,
             description="log10 of the predicted IC50 in µM: lower is more potent. Rank by it for potency.",
         ),
         OutputField("pic50", "pIC50", "−log10(IC50 / M)", "higher", description="6 − affinity_pred_value."),
@@ -102,10 +118,8 @@ ALIASES = {"boltz-2": "boltz2", "boltz": "boltz2", "ligand_profile": "ligand-pro
 def get_model(name: str) -> ModelSpec:
     spec = MODELS.get(ALIASES.get(name, name))
     if spec is None:
-        raise InvalidInput(
-            f"Unknown model {name!r}.", code="unknown_model", details={"models": sorted(MODELS)}
-        )
+        raise InvalidInput(f"Unknown model {name!r}.", code="unknown_model", details={"models": sorted(MODELS)})
     return spec
 
 
-__all__ = ["MODELS", "DEFAULT_MODEL", "get_model", "Limits"]
+__all__ = ["DEFAULT_MODEL", "MODELS", "Limits", "get_model"]

@@ -41,16 +41,26 @@ def export_rows(batch: Batch) -> Iterator[tuple[dict[str, Any], Job | None]]:
 
 def _rejected_row(item: dict[str, Any]) -> dict[str, Any]:
     return {
-        "index": item["index"], "name": item["name"], "input_smiles": item["smiles"], "canonical_smiles": "",
-        "status": "rejected", "failure_reason": item["code"], "failure_message": item["message"],
+        "index": item["index"],
+        "name": item["name"],
+        "input_smiles": item["smiles"],
+        "canonical_smiles": "",
+        "status": "rejected",
+        "failure_reason": item["code"],
+        "failure_message": item["message"],
     }
 
 
 def _job_row(job: Job) -> dict[str, Any]:
     return {
-        "index": job.index, "name": job.name, "input_smiles": job.input_smiles,
-        "canonical_smiles": job.canonical_smiles, "status": job.status,
-        "failure_reason": job.failure_reason, "failure_message": job.failure_message, **(job.result or {}),
+        "index": job.index,
+        "name": job.name,
+        "input_smiles": job.input_smiles,
+        "canonical_smiles": job.canonical_smiles,
+        "status": job.status,
+        "failure_reason": job.failure_reason,
+        "failure_message": job.failure_message,
+        **(job.result or {}),
     }
 
 
@@ -108,9 +118,7 @@ def _sdf_record(row: dict[str, Any], job: Job | None) -> str:
         block = Chem.MolToMolBlock(mol if mol is not None else Chem.Mol())
     # Keep the connection table only; our properties replace the artifact's.
     body = block[: block.index("M  END")].split("\n", 1)[1]
-    props = "".join(
-        f">  <{key}>\n{_one_line(value)}\n\n" for key, value in row.items() if value not in (None, "")
-    )
+    props = "".join(f">  <{key}>\n{_one_line(value)}\n\n" for key, value in row.items() if value not in (None, ""))
     return f"{_one_line(row['name'])}\n{body}M  END\n{props}$$$$\n"
 
 
@@ -133,7 +141,9 @@ def stream_zip(batch: Batch) -> Iterator[bytes]:
                 suffix = job.artifact.name.rsplit(".", 1)[-1]
                 with default_storage.open(job.artifact.name, "rb") as handle:
                     content = handle.read()
-                yield from _zip_member(archive, sink, f"structures/{row['index']:06d}_{_safe(row['name'])}.{suffix}", [content])
+                yield from _zip_member(
+                    archive, sink, f"structures/{row['index']:06d}_{_safe(row['name'])}.{suffix}", [content]
+                )
     yield sink.drain()
 
 

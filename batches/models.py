@@ -85,9 +85,7 @@ class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="jobs")
     # Denormalised from the batch so the fair-share claim query needs no join.
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
     priority = models.SmallIntegerField(default=0)
     index = models.PositiveIntegerField(help_text="Position of the ligand in the submitted input (0-based).")
     name = models.CharField(max_length=200)

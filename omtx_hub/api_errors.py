@@ -1,12 +1,11 @@
 """One exception handler, one error envelope for the whole API:
 
-    {"error": {"code": "...", "message": "...", "details": ...}}
+{"error": {"code": "...", "message": "...", "details": ...}}
 """
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response

@@ -14,15 +14,11 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     problems: list[CheckMessage] = []
     production = settings.ENVIRONMENT != "development"
     if production and settings.SECRET_KEY == settings.DEV_SECRET_KEY:
-        problems.append(
-            Error("SECRET_KEY is the development key.", hint="Set SECRET_KEY.", id="omtx.E001")
-        )
+        problems.append(Error("SECRET_KEY is the development key.", hint="Set SECRET_KEY.", id="omtx.E001"))
     if production and settings.DEBUG:
         problems.append(Warning("DEBUG is on outside development.", id="omtx.W001"))
     if settings.LOG_LEVEL not in logging.getLevelNamesMapping():
-        problems.append(
-            Error(f"LOG_LEVEL={settings.LOG_LEVEL!r} is not a logging level.", id="omtx.E002")
-        )
+        problems.append(Error(f"LOG_LEVEL={settings.LOG_LEVEL!r} is not a logging level.", id="omtx.E002"))
     if settings.OMTX_BOLTZ2_EXECUTOR not in EXECUTORS:
         problems.append(
             Error(
@@ -32,9 +28,7 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             )
         )
     if bool(settings.MODAL_TOKEN_ID) != bool(settings.MODAL_TOKEN_SECRET):
-        problems.append(
-            Error("Set both MODAL_TOKEN_ID and MODAL_TOKEN_SECRET, or neither.", id="omtx.E004")
-        )
+        problems.append(Error("Set both MODAL_TOKEN_ID and MODAL_TOKEN_SECRET, or neither.", id="omtx.E004"))
     for name in ("REDIS_URL", "RATE_LIMIT_REDIS_URL"):
         url = getattr(settings, name)
         if url and not url.startswith(("redis://", "rediss://", "unix://")):

@@ -81,7 +81,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "omtx_hub.sqlite3",
+            "NAME": str(VAR_DIR / "omtx_hub.sqlite3"),
             # The dispatcher and the web process write concurrently; wait for
             # the lock instead of failing with "database is locked".
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},

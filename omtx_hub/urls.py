@@ -1,10 +1,10 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from omtx_hub import views
 
-api_v3 = [
+api_v3: list[URLPattern | URLResolver] = [
     path("", views.api_root, name="api-root"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v3:schema"), name="swagger-ui"),

@@ -25,5 +25,7 @@ def health(request: HttpRequest) -> JsonResponse:
 @api_view(["GET"])
 @permission_classes([AllowAny])
 def api_root(request: Request) -> Response:
-    links = {name: reverse(f"v3:{name}", request=request) for name in ("batch-list", "model-list", "schema", "swagger-ui")}
+    links = {
+        name: reverse(f"v3:{name}", request=request) for name in ("batch-list", "model-list", "schema", "swagger-ui")
+    }
     return Response({"version": "v3", "links": links})

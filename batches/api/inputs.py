@@ -95,7 +95,8 @@ def _from_legacy(raw: Any) -> tuple[Submission, str]:
 
 
 def _from_upload(request: Request, upload: Any) -> tuple[Submission, str]:
-    fields = {key: request.data.get(key) for key in SubmissionSerializer().fields if key in request.data}
+    names = ("name", "model", "protein_name", "protein_sequence", "options", "priority", "on_invalid", "format")
+    fields: dict[str, Any] = {key: request.data.get(key) for key in names if key in request.data}
     if isinstance(fields.get("options"), str):
         try:
             fields["options"] = json.loads(fields["options"] or "{}")

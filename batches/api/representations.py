@@ -16,7 +16,15 @@ def _url(name: str, request: Request, **kwargs: Any) -> str:
 
 
 def batch_links(batch: Batch, request: Request) -> dict[str, str]:
-    names = ("batch-detail", "batch-status", "batch-results", "batch-export", "batch-jobs", "batch-cancel", "batch-retry")
+    names = (
+        "batch-detail",
+        "batch-status",
+        "batch-results",
+        "batch-export",
+        "batch-jobs",
+        "batch-cancel",
+        "batch-retry",
+    )
     return {name.removeprefix("batch-"): _url(name, request, batch_id=batch.pk) for name in names}
 
 
@@ -115,7 +123,13 @@ def job_detail(job: Job, request: Request) -> dict[str, Any]:
 
 def metric_fields(model: str) -> list[dict[str, Any]]:
     return [
-        {"name": f.name, "label": f.label, "unit": f.unit, "better": f.direction, "kind": f.kind,
-         "description": f.description}
+        {
+            "name": f.name,
+            "label": f.label,
+            "unit": f.unit,
+            "better": f.direction,
+            "kind": f.kind,
+            "description": f.description,
+        }
         for f in get_model(model).outputs
     ]

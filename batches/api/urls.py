@@ -1,11 +1,12 @@
-from django.urls import re_path
+from django.urls import URLPattern, re_path
+from rest_framework.views import APIView
 
 from batches.api import views
 
 UUID = r"[0-9a-fA-F-]{32,36}"
 
 
-def route(pattern: str, view: type, name: str) -> object:
+def route(pattern: str, view: type[APIView], name: str) -> URLPattern:
     # Trailing slash optional: the predecessor's clients call paths without it,
     # and a POST cannot follow APPEND_SLASH's redirect.
     return re_path(rf"^{pattern}/?$", view.as_view(), name=name)

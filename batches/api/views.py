@@ -20,6 +20,7 @@ from batches.selectors import batch_get, batch_list, job_get, results_list
 from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed
 from batches.services.submission import batch_create, batch_validate
 from omtx_hub.errors import InvalidInput, NotFound
+from omtx_hub.requests import request_user
 
 THRESHOLD_OPS = {"min_": "gte", "max_": "lte"}
 
@@ -67,7 +68,7 @@ class BatchCollection(APIView):
         if key is not None and len(key) > 200:
             raise InvalidInput("Idempotency-Key is longer than 200 characters.", code="invalid_idempotency_key")
         batch, created = batch_create(
-            owner=request.user, submission=submission, idempotency_key=key, request_sha256=fingerprint
+            owner=request_user(request), submission=submission, idempotency_key=key, request_sha256=fingerprint
         )
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         body = rep.batch_detail(batch, request)
@@ -195,7 +196,9 @@ class JobStructure(APIView):
         suffix = job.artifact.name.rsplit(".", 1)[-1]
         if fmt is not None and fmt != suffix:
             raise NotFound(f"This job's structure is {suffix}, not {fmt}.", code="no_structure")
-        content_type = {"sdf": "chemical/x-mdl-sdfile", "cif": "chemical/x-mmcif"}.get(suffix, "application/octet-stream")
+        content_type = {"sdf": "chemical/x-mdl-sdfile", "cif": "chemical/x-mmcif"}.get(
+            suffix, "application/octet-stream"
+        )
         return FileResponse(
             default_storage.open(job.artifact.name, "rb"),
             as_attachment=True,
@@ -213,12 +216,25 @@ class ModelCollection(APIView):
 def _model_info(name: str) -> dict[str, Any]:
     spec = MODELS[name]
     return {
-        "name": spec.name, "version": spec.version, "title": spec.title, "description": spec.description,
-        "executor": spec.executor, "gpu": spec.gpu, "default_rank": spec.default_rank,
-        "parameters": {k: {"type": p.kind.__name__, "default": p.default, "minimum": p.minimum,
-                           "maximum": p.maximum, "choices": list(p.choices) or None}
-                       for k, p in spec.params.items()},
-        "limits": vars(spec.limits), "metrics": rep.metric_fields(spec.name),
+        "name": spec.name,
+        "version": spec.version,
+        "title": spec.title,
+        "description": spec.description,
+        "executor": spec.executor,
+        "gpu": spec.gpu,
+        "default_rank": spec.default_rank,
+        "parameters": {
+            k: {
+                "type": p.kind.__name__,
+                "default": p.default,
+                "minimum": p.minimum,
+                "maximum": p.maximum,
+                "choices": list(p.choices) or None,
+            }
+            for k, p in spec.params.items()
+        },
+        "limits": vars(spec.limits),
+        "metrics": rep.metric_fields(spec.name),
     }
 
 

@@ -72,9 +72,8 @@ class Dispatcher:
         share = max(1, capacity // len(owners))
         candidates: list[str] = []
         for owner_id in owners:
-            candidates += ready.filter(owner_id=owner_id).order_by("-priority", "created_at", "index").values_list(
-                "pk", flat=True
-            )[:share]
+            slice_ = ready.filter(owner_id=owner_id).order_by("-priority", "created_at", "index")[:share]
+            candidates += [str(pk) for pk in slice_.values_list("pk", flat=True)]
         return self._take(candidates[:capacity], now)
 
     def _take(self, candidates: list[str], now: object) -> list[Job]:
@@ -147,7 +146,8 @@ class Dispatcher:
             if result.state == "running" and not call.seen_running:
                 call.seen_running = True
                 jobs_transition(
-                    jobs=Job.objects.filter(pk__in=call.job_ids), sources=(JobStatus.DISPATCHED,),
+                    jobs=Job.objects.filter(pk__in=call.job_ids),
+                    sources=(JobStatus.DISPATCHED,),
                     target=JobStatus.RUNNING,
                 )
             return 0
@@ -182,9 +182,11 @@ class Dispatcher:
         """Recover jobs whose dispatcher died: their lease ran out and no live
         dispatcher renews it. The local pool died with its process, so the
         job goes back to the queue (or fails once attempts are used up)."""
-        expired = Job.objects.filter(
-            status__in=JOB_ACTIVE[1:], lease_expires_at__lt=timezone.now()
-        ).exclude(call_id__in=list(self.calls)).select_related("batch")
+        expired = (
+            Job.objects.filter(status__in=JOB_ACTIVE[1:], lease_expires_at__lt=timezone.now())
+            .exclude(call_id__in=list(self.calls))
+            .select_related("batch")
+        )
         recovered = 0
         for job in expired[:500]:
             recovered += job_record_failure(

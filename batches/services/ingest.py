@@ -25,8 +25,15 @@ def job_record_success(*, job: Job, outcome: JobOutcome) -> bool:
         artifact = default_storage.save(path, ContentFile(outcome.artifact_content))
     columns = {name: _as_float(outcome.metrics.get(name)) for name in TYPED_COLUMNS}
     done = job_finish(
-        job=job, target=JobStatus.SUCCEEDED, result=outcome.metrics, artifact=artifact,
-        finished_at=now, lease_expires_at=None, failure_reason="", failure_message="", **columns,
+        job=job,
+        target=JobStatus.SUCCEEDED,
+        result=outcome.metrics,
+        artifact=artifact,
+        finished_at=now,
+        lease_expires_at=None,
+        failure_reason="",
+        failure_message="",
+        **columns,
     )
     if not done and artifact:
         # The job was cancelled (or finished by another dispatcher) meanwhile.
@@ -45,12 +52,21 @@ def job_record_failure(*, job: Job, reason: str, message: str) -> bool:
     if reason in RETRYABLE_FAILURES and job.attempts < spec.max_attempts:
         delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, job.attempts - 1))
         return job_finish(
-            job=job, target=JobStatus.QUEUED, not_before=now + timedelta(seconds=delay),
-            failure_reason=reason, failure_message=message[:2000], call_id="", lease_expires_at=None,
+            job=job,
+            target=JobStatus.QUEUED,
+            not_before=now + timedelta(seconds=delay),
+            failure_reason=reason,
+            failure_message=message[:2000],
+            call_id="",
+            lease_expires_at=None,
         )
     return job_finish(
-        job=job, target=JobStatus.FAILED, failure_reason=reason, failure_message=message[:2000],
-        finished_at=now, lease_expires_at=None,
+        job=job,
+        target=JobStatus.FAILED,
+        failure_reason=reason,
+        failure_message=message[:2000],
+        finished_at=now,
+        lease_expires_at=None,
     )
 
 

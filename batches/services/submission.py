@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import rdkit
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from batches.catalog import get_model
@@ -78,8 +78,14 @@ def batch_validate(*, submission: Submission) -> dict[str, Any]:
     spec, report = prepared.spec, prepared.report
     summary = report.summary()
     summary["accepted_ligands"] = [
-        {"index": ok.index, "name": ok.name, "smiles": ok.smiles, "canonical_smiles": ok.canonical_smiles,
-         "inchikey": ok.inchikey, "heavy_atoms": ok.heavy_atoms}
+        {
+            "index": ok.index,
+            "name": ok.name,
+            "smiles": ok.smiles,
+            "canonical_smiles": ok.canonical_smiles,
+            "inchikey": ok.inchikey,
+            "heavy_atoms": ok.heavy_atoms,
+        }
         for ok in report.accepted
     ]
     summary["would_run"] = bool(report.accepted) and not (report.rejected and submission.on_invalid == "reject")
@@ -101,7 +107,7 @@ def request_fingerprint(payload: Any) -> str:
 
 def batch_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     submission: Submission,
     idempotency_key: str | None = None,
     request_sha256: str = "",
@@ -125,7 +131,7 @@ def batch_create(
         return existing, False
 
 
-def _idempotent_match(owner: AbstractBaseUser, key: str, request_sha256: str) -> Batch | None:
+def _idempotent_match(owner: User, key: str, request_sha256: str) -> Batch | None:
     existing = Batch.objects.filter(owner=owner, idempotency_key=key).first()
     if existing is not None and existing.request_sha256 != request_sha256:
         raise Conflict(
@@ -152,9 +158,7 @@ def _manifest(prepared: Prepared, target: Target) -> dict[str, Any]:
     }
 
 
-def _store(
-    owner: AbstractBaseUser, submission: Submission, prepared: Prepared, key: str | None, request_sha256: str
-) -> Batch:
+def _store(owner: User, submission: Submission, prepared: Prepared, key: str | None, request_sha256: str) -> Batch:
     accepted = prepared.report.accepted
     sequence = prepared.protein.sequence
     with transaction.atomic():
@@ -183,8 +187,14 @@ def _store(
         Job.objects.bulk_create(
             (
                 Job(
-                    batch=batch, owner=owner, priority=submission.priority, index=ok.index, name=ok.name,
-                    input_smiles=ok.smiles, canonical_smiles=ok.canonical_smiles, inchikey=ok.inchikey,
+                    batch=batch,
+                    owner=owner,
+                    priority=submission.priority,
+                    index=ok.index,
+                    name=ok.name,
+                    input_smiles=ok.smiles,
+                    canonical_smiles=ok.canonical_smiles,
+                    inchikey=ok.inchikey,
                 )
                 for ok in accepted
             ),

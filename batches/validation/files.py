@@ -15,8 +15,28 @@ from batches.validation.rdkit_log import rdkit_messages
 from omtx_hub.errors import InvalidInput
 
 SMILES_COLUMNS = ("smiles", "smi", "canonical_smiles", "isomeric_smiles", "ligand_smiles", "structure")
-NAME_COLUMNS = ("name", "ligand_name", "id", "ligand", "compound", "compound_id", "title", "molecule", "chembl_id", "zinc_id")
-FORMATS = {"csv": "csv", "tsv": "csv", "smi": "smi", "smiles": "smi", "txt": "smi", "sdf": "sdf", "sd": "sdf", "mol": "sdf"}
+NAME_COLUMNS = (
+    "name",
+    "ligand_name",
+    "id",
+    "ligand",
+    "compound",
+    "compound_id",
+    "title",
+    "molecule",
+    "chembl_id",
+    "zinc_id",
+)
+FORMATS = {
+    "csv": "csv",
+    "tsv": "csv",
+    "smi": "smi",
+    "smiles": "smi",
+    "txt": "smi",
+    "sdf": "sdf",
+    "sd": "sdf",
+    "mol": "sdf",
+}
 
 
 @dataclass(frozen=True)
@@ -43,9 +63,7 @@ def decode(data: bytes, filename: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InvalidInput(
-            f"{filename} is not UTF-8 text (byte {exc.start + 1}).", code="invalid_file"
-        ) from exc
+        raise InvalidInput(f"{filename} is not UTF-8 text (byte {exc.start + 1}).", code="invalid_file") from exc
 
 
 def read_ligand_file(data: bytes, filename: str, explicit_format: str | None = None) -> list[RawLigand]:

@@ -36,8 +36,13 @@ def raw_from_json(items: Any) -> list[RawLigand | LigandRejected]:
             raws.append(RawLigand(name=item.get("name"), smiles=item.get("smiles")))
         else:
             raws.append(
-                LigandRejected(index, f"ligand_{index + 1}", repr(item)[:100], "invalid_item",
-                               "each ligand must be an object {name, smiles} or a SMILES string")
+                LigandRejected(
+                    index,
+                    f"ligand_{index + 1}",
+                    repr(item)[:100],
+                    "invalid_item",
+                    "each ligand must be an object {name, smiles} or a SMILES string",
+                )
             )
     return raws
 
@@ -65,8 +70,13 @@ def validate_ligands(raws: list[RawLigand | LigandRejected], limits: Limits) -> 
         original = first_seen.get(result.canonical_smiles)
         if original is not None:
             rejected.append(
-                LigandRejected(index, name, result.smiles, "duplicate",
-                               f"same molecule as ligand {original.index + 1} ({original.name})")
+                LigandRejected(
+                    index,
+                    name,
+                    result.smiles,
+                    "duplicate",
+                    f"same molecule as ligand {original.index + 1} ({original.name})",
+                )
             )
             continue
         first_seen[result.canonical_smiles] = result

@@ -43,8 +43,7 @@ def parse_protein(raw: object, limits: Limits) -> Protein:
         raise fail("sequence looks like a nucleic acid (only A, C, G, T/U), not a protein")
     if bad is not None:
         raise fail(
-            f"invalid residue {sequence[bad]!r} at position {bad + 1}; allowed: "
-            "the 20 standard amino acids and X"
+            f"invalid residue {sequence[bad]!r} at position {bad + 1}; allowed: the 20 standard amino acids and X"
         )
     if len(sequence) < limits.min_protein_length:
         raise fail(f"sequence has {len(sequence)} residues; the minimum is {limits.min_protein_length}")

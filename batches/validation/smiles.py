@@ -106,12 +106,18 @@ def _check_size(index: int, name: str, smiles: str, mol: Chem.Mol, limits: Limit
         return LigandRejected(index, name, smiles, "empty_molecule", "molecule has no heavy atoms")
     if heavy > limits.max_heavy_atoms:
         return LigandRejected(
-            index, name, smiles, "too_many_atoms",
+            index,
+            name,
+            smiles,
+            "too_many_atoms",
             f"{heavy} heavy atoms; the model accepts at most {limits.max_heavy_atoms}",
         )
     if total > limits.max_total_atoms:
         return LigandRejected(
-            index, name, smiles, "too_many_atoms",
+            index,
+            name,
+            smiles,
+            "too_many_atoms",
             f"{total} atoms counting hydrogens; the model accepts at most {limits.max_total_atoms}",
         )
     return None

@@ -21,7 +21,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
-        user, created = User.objects.get_or_create(username=options["username"], defaults={"is_staff": True, "is_superuser": True})
+        user, created = User.objects.get_or_create(
+            username=options["username"], defaults={"is_staff": True, "is_superuser": True}
+        )
         password = None
         if created:
             password = secrets.token_urlsafe(12)
@@ -42,4 +44,6 @@ class Command(BaseCommand):
         self.stdout.write(f"user:     {user.get_username()}" + (f"  password: {password}" if password else ""))
         self.stdout.write(f"token:    {token}")
         self.stdout.write(f"batch:    {batch.pk} ({batch.n_total} jobs, {batch.status})")
-        self.stdout.write(f"try:      curl -H 'Authorization: Bearer {token}' http://127.0.0.1:8000/api/v3/batches/{batch.pk}/status")
+        self.stdout.write(
+            f"try:      curl -H 'Authorization: Bearer {token}' http://127.0.0.1:8000/api/v3/batches/{batch.pk}/status"
+        )

@@ -1,0 +1,51 @@
+# One command each. `make run` and `make test` are the README's two commands.
+PYTHON_BIN ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run install install-dev test lint format typecheck check bench clean
+
+$(VENV)/.base: requirements/base.txt
+	$(PYTHON_BIN) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements/base.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base requirements/dev.txt
+	$(PY) -m pip install -q -r requirements/dev.txt
+	touch $@
+
+install: $(VENV)/.base
+install-dev: $(VENV)/.dev
+
+## Set up and run the hub on embedded defaults, with a demo account and batch.
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	@echo "Hub at http://$(HOST):$(PORT)/  (Ctrl-C stops the web server and the dispatcher)"
+	@$(PY) manage.py dispatch & dispatcher=$$!; \
+	  trap 'kill $$dispatcher 2>/dev/null; wait $$dispatcher' EXIT INT TERM; \
+	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
+
+## Set up and run the whole test suite (lint, types, tests).
+test: install-dev lint typecheck
+	$(PY) -m pytest
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: install-dev
+	$(VENV)/bin/mypy .
+
+bench: install-dev
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,130 @@
+"""Shared fixtures: personas (owner, outsider, staff), API clients, data, a batch factory."""
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from accounts.services import token_create
+from batches.engine.dispatcher import Dispatcher
+from batches.engine.executors import LocalExecutor
+from batches.models import Batch
+from batches.selectors import queue_has_work
+from batches.services.submission import Submission, batch_create
+from batches.validation.ligands import raw_from_json
+
+REPO = Path(__file__).resolve().parent
+SHARED_DATA = Path(os.environ.get("OMTX_SHARED_DATA", REPO.parent / "shared" / "data"))
+CDK2 = (
+    "MENFQKVEKIGEGTYGVVYKARNKLTGEVVALKKIRLDTETEGVPSTAIREISLLKELNHPNIVKLLDVIHTENKLYLVFEFLHQDLKKFMDASALTGIPLPLIKSYLF"
+    "QLLQGLAFCHSHRVLHRDLKPQNLLINTEGAIKLADFGLARAFGVPVRTYTHEVVTLWYRAPEILLGCKYYSTAVDIWSLGCIFAEMVTRRALFPGDSEIDQLFRIFRTLG"
+    "TPDEVVWPGVTSMPDYKPSFPKWARQDFSKVVPPLDEDGRSLLSQMLHYDPNKRISAKAALAHPFFQDVTKPVPHLRL"
+)
+LIGANDS = [
+    {"name": "ethanol", "smiles": "CCO"},
+    {"name": "phenol", "smiles": "c1ccccc1O"},
+    {"name": "aspirin", "smiles": "CC(=O)Oc1ccccc1C(=O)O"},
+    {"name": "caffeine", "smiles": "Cn1cnc2c1c(=O)n(C)c(=O)n2C"},
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(settings: Any, tmp_path: Path) -> None:
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared data not found at {SHARED_DATA} (set OMTX_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def bad_inputs(shared_data: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((shared_data / "bad_inputs.json").read_text())
+    return data
+
+
+@pytest.fixture
+def owner(db: None) -> User:
+    return User.objects.create_user("owner", password="pw-owner-123")
+
+
+@pytest.fixture
+def outsider(db: None) -> User:
+    return User.objects.create_user("outsider", password="pw-outsider-123")
+
+
+@pytest.fixture
+def staff(db: None) -> User:
+    return User.objects.create_user("operator", password="pw-staff-123", is_staff=True, is_superuser=True)
+
+
+def _client_for(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        _, raw = token_create(user=user, name="test")
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+@pytest.fixture
+def owner_client(owner: User) -> APIClient:
+    return _client_for(owner)
+
+
+@pytest.fixture
+def outsider_client(outsider: User) -> APIClient:
+    return _client_for(outsider)
+
+
+@pytest.fixture
+def staff_client(staff: User) -> APIClient:
+    return _client_for(staff)
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def make_batch(owner: User) -> Callable[..., Batch]:
+    def make(ligands: list[Any] | None = None, *, user: User | None = None, **fields: Any) -> Batch:
+        submission = Submission(
+            name=fields.pop("name", "test batch"),
+            model=fields.pop("model", "ligand-profile"),
+            protein_sequence=fields.pop("protein_sequence", CDK2),
+            ligands=raw_from_json(ligands if ligands is not None else LIGANDS),
+            **fields,
+        )
+        batch, _ = batch_create(owner=user or owner, submission=submission)
+        return batch
+
+    return make
+
+
+@pytest.fixture
+def dispatcher(db: None) -> Dispatcher:
+    """A dispatcher whose local executor runs chunks inline (deterministic)."""
+    return Dispatcher(executors={"local": LocalExecutor(workers=0)})
+
+
+@pytest.fixture
+def run_all(dispatcher: Dispatcher) -> Callable[[], None]:
+    """Run dispatcher passes until nothing is queued or in flight."""
+
+    def run() -> None:
+        for _ in range(50):
+            dispatcher.run_once()
+            if not dispatcher.calls and not queue_has_work():
+                return
+        raise AssertionError("dispatcher did not drain")
+
+    return run
