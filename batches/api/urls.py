@@ -28,7 +28,7 @@ urlpatterns = [
     route(rf"batches/(?P<batch_id>{UUID})/jobs/(?P<job_id>{UUID})/structure", views.JobStructure, "job-structure"),
     route(
         rf"batches/(?P<batch_id>{UUID})/jobs/(?P<job_id>{UUID})/download/(?P<fmt>[a-z]+)",
-        views.JobStructure,
+        views.JobDownload,
         "job-download",
     ),
 ]

@@ -1,9 +1,11 @@
 """v3 batch endpoints. Views parse, call one service or selector, and render."""
 
+from datetime import UTC, datetime, time
 from typing import Any
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, StreamingHttpResponse
+from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -32,6 +34,7 @@ class Pagination(LimitOffsetPagination):
 
 class BatchCollection(APIView):
     @extend_schema(
+        operation_id="batches_list",
         parameters=[
             OpenApiParameter("status", str, description="comma-separated batch statuses"),
             OpenApiParameter("model", str),
@@ -58,62 +61,70 @@ class BatchCollection(APIView):
         return paginator.get_paginated_response([rep.batch_brief(b, request) for b in page])
 
     @extend_schema(
+        operation_id="batches_create",
         request=SubmissionSerializer,
         parameters=[OpenApiParameter("Idempotency-Key", str, location=OpenApiParameter.HEADER)],
         responses={201: dict, 200: dict},
     )
     def post(self, request: Request) -> Response:
-        submission, fingerprint = submission_from_request(request)
-        key = request.headers.get("Idempotency-Key") or None
-        if key is not None and len(key) > 200:
-            raise InvalidInput("Idempotency-Key is longer than 200 characters.", code="invalid_idempotency_key")
-        batch, created = batch_create(
-            owner=request_user(request), submission=submission, idempotency_key=key, request_sha256=fingerprint
-        )
-        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        body = rep.batch_detail(batch, request)
-        return Response(body, status=code, headers={"Location": body["url"]})
+        return create_batch(request)
 
 
-class LegacySubmit(BatchCollection):
-    """POST /api/v3/batches/submit: the predecessor's path; same service."""
+def create_batch(request: Request) -> Response:
+    """Shared by the canonical create and the predecessor's /submit path."""
+    submission, fingerprint = submission_from_request(request)
+    key = request.headers.get("Idempotency-Key") or None
+    if key is not None and len(key) > 200:
+        raise InvalidInput("Idempotency-Key is longer than 200 characters.", code="invalid_idempotency_key")
+    batch, created = batch_create(
+        owner=request_user(request), submission=submission, idempotency_key=key, request_sha256=fingerprint
+    )
+    code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    body = rep.batch_detail(batch, request)
+    return Response(body, status=code, headers={"Location": body["url"]})
 
-    http_method_names = ["post", "options"]
+
+class LegacySubmit(APIView):
+    """POST /api/v3/batches/submit: the predecessor's path and body; same service."""
+
+    @extend_schema(operation_id="batches_submit_legacy", request=SubmissionSerializer, responses={201: dict})
+    def post(self, request: Request) -> Response:
+        return create_batch(request)
 
 
 class BatchValidate(APIView):
-    @extend_schema(request=SubmissionSerializer, responses={200: dict})
+    @extend_schema(operation_id="batches_validate", request=SubmissionSerializer, responses={200: dict})
     def post(self, request: Request) -> Response:
         submission, _ = submission_from_request(request)
         return Response(batch_validate(submission=submission))
 
 
 class BatchDetail(APIView):
-    @extend_schema(responses={200: dict})
+    @extend_schema(operation_id="batches_retrieve", responses={200: dict})
     def get(self, request: Request, batch_id: str) -> Response:
         return Response(rep.batch_detail(batch_get(user=request.user, batch_id=batch_id), request))
 
-    @extend_schema(responses={204: None})
+    @extend_schema(operation_id="batches_destroy", responses={204: None})
     def delete(self, request: Request, batch_id: str) -> Response:
         batch_delete(batch=batch_get(user=request.user, batch_id=batch_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class BatchStatus(APIView):
-    @extend_schema(responses={200: dict})
+    @extend_schema(operation_id="batches_status", responses={200: dict})
     def get(self, request: Request, batch_id: str) -> Response:
         return Response(rep.batch_status(batch_get(user=request.user, batch_id=batch_id)))
 
 
 class BatchCancel(APIView):
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(operation_id="batches_cancel", request=None, responses={200: dict})
     def post(self, request: Request, batch_id: str) -> Response:
         batch = batch_cancel(batch=batch_get(user=request.user, batch_id=batch_id))
         return Response(rep.batch_status(batch))
 
 
 class BatchRetry(APIView):
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(operation_id="batches_retry", request=None, responses={200: dict})
     def post(self, request: Request, batch_id: str) -> Response:
         batch = batch_get(user=request.user, batch_id=batch_id)
         requeued = batch_retry_failed(batch=batch)
@@ -122,6 +133,7 @@ class BatchRetry(APIView):
 
 class BatchResults(APIView):
     @extend_schema(
+        operation_id="batches_results",
         parameters=[
             OpenApiParameter("sort", str, description="metric to rank by (default: the model's ranking metric)"),
             OpenApiParameter("order", str, enum=["asc", "desc"], description="override the metric's direction"),
@@ -154,6 +166,7 @@ class BatchResults(APIView):
 
 class BatchExport(APIView):
     @extend_schema(
+        operation_id="batches_export",
         parameters=[OpenApiParameter("format", str, enum=sorted(exports.FORMATS), description="default csv")],
         responses={200: bytes},
     )
@@ -169,7 +182,7 @@ class BatchExport(APIView):
 
 
 class JobCollection(APIView):
-    @extend_schema(parameters=[OpenApiParameter("status", str)], responses={200: dict})
+    @extend_schema(operation_id="jobs_list", parameters=[OpenApiParameter("status", str)], responses={200: dict})
     def get(self, request: Request, batch_id: str) -> Response:
         batch = batch_get(user=request.user, batch_id=batch_id)
         jobs = batch.jobs.order_by("index")
@@ -181,14 +194,14 @@ class JobCollection(APIView):
 
 
 class JobDetail(APIView):
-    @extend_schema(responses={200: dict})
+    @extend_schema(operation_id="jobs_retrieve", responses={200: dict})
     def get(self, request: Request, batch_id: str, job_id: str) -> Response:
         batch = batch_get(user=request.user, batch_id=batch_id)
         return Response(rep.job_detail(job_get(batch=batch, job_id=job_id), request))
 
 
 class JobStructure(APIView):
-    @extend_schema(responses={200: bytes})
+    @extend_schema(operation_id="jobs_structure", responses={200: bytes})
     def get(self, request: Request, batch_id: str, job_id: str, fmt: str | None = None) -> FileResponse:
         job = job_get(batch=batch_get(user=request.user, batch_id=batch_id), job_id=job_id)
         if not job.artifact or not default_storage.exists(job.artifact.name):
@@ -207,8 +220,16 @@ class JobStructure(APIView):
         )
 
 
+class JobDownload(JobStructure):
+    """The predecessor's /download/<fmt> path; 404 when the structure is another format."""
+
+    @extend_schema(operation_id="jobs_download", responses={200: bytes})
+    def get(self, request: Request, batch_id: str, job_id: str, fmt: str | None = None) -> FileResponse:
+        return super().get(request, batch_id, job_id, fmt)
+
+
 class ModelCollection(APIView):
-    @extend_schema(responses={200: dict})
+    @extend_schema(operation_id="models_list", responses={200: dict})
     def get(self, request: Request) -> Response:
         return Response({"models": [_model_info(spec.name) for spec in MODELS.values()]})
 
@@ -250,10 +271,13 @@ def _thresholds(params: Any) -> list[tuple[str, str, float]]:
     return thresholds
 
 
-def _datetime(value: str | None, name: str) -> Any:
+def _datetime(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
-    parsed = parse_datetime(value) or parse_date(value)
+    parsed = parse_datetime(value)
     if parsed is None:
-        raise InvalidInput(f"{name} must be an ISO date or datetime.", code="invalid_date")
-    return parsed
+        day = parse_date(value)
+        if day is None:
+            raise InvalidInput(f"{name} must be an ISO date or datetime.", code="invalid_date")
+        parsed = datetime.combine(day, time.min)
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)

@@ -189,10 +189,14 @@ def test_csv_with_header_and_other_columns() -> None:
 
 def test_unreadable_sdf_record_is_reported_not_dropped() -> None:
     block = "bad\n  RDKit\n\n  1  0  0  0  0  0  0  0  0  0999 V2000\n    0.0 0.0 0.0 Q   0  0\nM  END\n$$$$\n"
-    good = "ethanol\n  RDKit\n\n  3  2  0  0  0  0  0  0  0  0999 V2000\n" + "".join(
-        f"    {i}.0000    0.0000    0.0000 {el}   0  0  0  0  0  0  0  0  0  0  0  0\n"
-        for i, el in enumerate("CCO")
-    ) + "  1  2  1  0\n  2  3  1  0\nM  END\n$$$$\n"
+    good = (
+        "ethanol\n  RDKit\n\n  3  2  0  0  0  0  0  0  0  0999 V2000\n"
+        + "".join(
+            f"    {i}.0000    0.0000    0.0000 {el}   0  0  0  0  0  0  0  0  0  0  0  0\n"
+            for i, el in enumerate("CCO")
+        )
+        + "  1  2  1  0\n  2  3  1  0\nM  END\n$$$$\n"
+    )
     ligands = read_ligand_file((block + good).encode(), "x.sdf")
     assert len(ligands) == 2
     assert ligands[0].error and ligands[1].smiles == "CCO"
@@ -202,7 +206,11 @@ def test_unreadable_sdf_record_is_reported_not_dropped() -> None:
 
 @pytest.mark.parametrize(
     "data,name,code",
-    [(b"CCO\n", "ligands.xlsx", "unknown_format"), (b"\xff\xfe\x00", "x.smi", "invalid_file"), (b"\n#c\n", "x.smi", "empty_file")],
+    [
+        (b"CCO\n", "ligands.xlsx", "unknown_format"),
+        (b"\xff\xfe\x00", "x.smi", "invalid_file"),
+        (b"\n#c\n", "x.smi", "empty_file"),
+    ],
 )
 def test_file_errors(data: bytes, name: str, code: str) -> None:
     with pytest.raises(InvalidInput) as info:
