@@ -171,7 +171,8 @@ SPECTACULAR_SETTINGS = {
 # Execution engine (DESIGN §5).
 OMTX_EXECUTOR_WORKERS = env_int("OMTX_EXECUTOR_WORKERS", 2, minimum=0)
 OMTX_MAX_IN_FLIGHT = env_int("OMTX_MAX_IN_FLIGHT", 256, minimum=1)
-OMTX_LEASE_SECONDS = env_int("OMTX_LEASE_SECONDS", 600, minimum=10)
+# Renewed on every dispatcher pass; a dead dispatcher's jobs return after this.
+OMTX_LEASE_SECONDS = env_int("OMTX_LEASE_SECONDS", 60, minimum=10)
 OMTX_BOLTZ2_EXECUTOR = env_str("OMTX_BOLTZ2_EXECUTOR", "modal")
 MODAL_TOKEN_ID = env_str("MODAL_TOKEN_ID", "")
 MODAL_TOKEN_SECRET = env_str("MODAL_TOKEN_SECRET", "")

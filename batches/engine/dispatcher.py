@@ -194,7 +194,24 @@ class Dispatcher:
             )
         return recovered
 
+    def release(self) -> int:
+        """Hand in-flight jobs back to the queue on a clean stop, so they
+        need not wait for their lease to expire."""
+        ids = [job_id for call in self.calls.values() for job_id in call.job_ids]
+        for call_id, call in self.calls.items():
+            call.executor.cancel(call_id)
+        self.calls.clear()
+        return jobs_transition(
+            jobs=Job.objects.filter(pk__in=ids),
+            sources=JOB_ACTIVE[1:],
+            target=JobStatus.QUEUED,
+            call_id="",
+            lease_expires_at=None,
+            attempts=F("attempts") - 1,
+        )
+
     def shutdown(self) -> None:
+        self.release()
         for executor in self.executors.values():
             if isinstance(executor, LocalExecutor):
                 executor.shutdown()

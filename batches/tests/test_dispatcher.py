@@ -250,3 +250,19 @@ def test_dispatch_command_until_idle(make_batch: Callable[..., Batch]) -> None:
     call_command("dispatch", "--until-idle", "--workers", "0", "--interval", "0")
     batch.refresh_from_db()
     assert batch.status == BatchStatus.COMPLETED
+
+
+def test_clean_shutdown_hands_jobs_back(make_batch: Callable[..., Batch]) -> None:
+    executor = FakeExecutor()
+    executor.hold = True
+    dispatcher = fake_dispatcher(executor)
+    batch = make_batch()
+    dispatcher.run_once()
+    dispatcher.shutdown()
+    assert executor.cancelled
+    assert set(Job.objects.values_list("status", "attempts")) == {(JobStatus.QUEUED, 0)}
+    assert_counters_match_rows(batch)
+    fresh = fake_dispatcher(FakeExecutor())
+    fresh.run_once()
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.COMPLETED

@@ -41,7 +41,8 @@ class Command(BaseCommand):
                 ligands=list(read_ligand_file(smi, "cdk2_zinc.smi")),
             )
             batch, _ = batch_create(owner=user, submission=submission)
-        self.stdout.write(f"user:     {user.get_username()}" + (f"  password: {password}" if password else ""))
+        hint = f"password: {password}" if password else "(password: manage.py changepassword demo)"
+        self.stdout.write(f"user:     {user.get_username()}  {hint}")
         self.stdout.write(f"token:    {token}")
         self.stdout.write(f"batch:    {batch.pk} ({batch.n_total} jobs, {batch.status})")
         self.stdout.write(
