@@ -96,36 +96,11 @@ def validate_smiles(index: int, name: str, raw: Any, limits: Limits) -> LigandOk
             Chem.SanitizeMol(mol)
         except Exception as exc:  # RDKit raises several MolSanitizeException subclasses
             return reject("invalid_chemistry", f"chemically invalid: {exc}")
-    return _check_size(index, name, smiles, mol, limits) or _accepted(index, name, smiles, mol)
-
-
-def _check_size(index: int, name: str, smiles: str, mol: Chem.Mol, limits: Limits) -> LigandRejected | None:
     heavy = mol.GetNumHeavyAtoms()
     total = heavy + sum(atom.GetTotalNumHs() for atom in mol.GetAtoms())
-    if heavy == 0:
-        return LigandRejected(index, name, smiles, "empty_molecule", "molecule has no heavy atoms")
-    if heavy > limits.max_heavy_atoms:
-        return LigandRejected(
-            index,
-            name,
-            smiles,
-            "too_many_atoms",
-            f"{heavy} heavy atoms; the model accepts at most {limits.max_heavy_atoms}",
-        )
-    if total > limits.max_total_atoms:
-        return LigandRejected(
-            index,
-            name,
-            smiles,
-            "too_many_atoms",
-            f"{total} atoms counting hydrogens; the model accepts at most {limits.max_total_atoms}",
-        )
-    return None
-
-
-def _accepted(index: int, name: str, smiles: str, mol: Chem.Mol) -> LigandOk:
-    heavy = mol.GetNumHeavyAtoms()
-    total = heavy + sum(atom.GetTotalNumHs() for atom in mol.GetAtoms())
+    problem = _size_problem(heavy, total, limits)
+    if problem:
+        return LigandRejected(index, name, smiles, *problem)
     return LigandOk(
         index=index,
         name=name,
@@ -135,3 +110,13 @@ def _accepted(index: int, name: str, smiles: str, mol: Chem.Mol) -> LigandOk:
         heavy_atoms=heavy,
         total_atoms=total,
     )
+
+
+def _size_problem(heavy: int, total: int, limits: Limits) -> tuple[str, str] | None:
+    if heavy == 0:
+        return "empty_molecule", "molecule has no heavy atoms"
+    if heavy > limits.max_heavy_atoms:
+        return "too_many_atoms", f"{heavy} heavy atoms; the model accepts at most {limits.max_heavy_atoms}"
+    if total > limits.max_total_atoms:
+        return "too_many_atoms", f"{total} atoms counting hydrogens; the model accepts at most {limits.max_total_atoms}"
+    return None
