@@ -1,6 +1,6 @@
 """The operator console. Actions call the same services as the API."""
 
-from typing import cast
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.utils.functional import cached_property
 
 from batches.models import Batch, Job, Target
-from batches.services.lifecycle import batch_cancel, batch_retry_failed
+from batches.services.lifecycle import batch_cancel, batch_retry_failed, batch_set_priority
 from omtx_hub.errors import DomainError
 
 
@@ -45,6 +45,15 @@ class BatchAdmin(admin.ModelAdmin[Batch]):
     readonly_fields = [f.name for f in Batch._meta.fields if f.name not in ("name", "priority")]
     date_hierarchy = "created_at"
     actions = ["cancel", "retry_failed"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # batches come from the API, which validates every ligand
+
+    def save_model(self, request: HttpRequest, obj: Batch, form: Any, change: bool) -> None:
+        # Only name and priority are editable; priority must reach the queued jobs too.
+        Batch.objects.filter(pk=obj.pk).update(name=obj.name)
+        if "priority" in form.changed_data:
+            batch_set_priority(batch=obj, priority=obj.priority)
 
     @admin.action(description="Cancel selected batches")
     def cancel(self, request: HttpRequest, queryset: QuerySet[Batch]) -> None:

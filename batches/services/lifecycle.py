@@ -2,6 +2,7 @@
 
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from batches.models import Batch, Job
@@ -69,3 +70,11 @@ def batch_delete(*, batch: Batch) -> None:
     # pointing at a missing file.
     for name in artifacts:
         default_storage.delete(name)
+
+
+def batch_set_priority(*, batch: Batch, priority: int) -> None:
+    """Re-prioritise a batch; its queued jobs carry the priority the claim query sorts on."""
+    with transaction.atomic():
+        Batch.objects.filter(pk=batch.pk).update(priority=priority, version=F("version") + 1)
+        Job.objects.filter(batch=batch, status=JobStatus.QUEUED).update(priority=priority)
+    batch.priority = priority

@@ -58,3 +58,12 @@ def test_admin_retry_action_refuses_clean_batches(
 
 def test_non_staff_cannot_reach_admin(owner: User) -> None:
     assert admin_client(owner).get("/admin/batches/batch/").status_code == 302
+
+
+def test_admin_priority_edit_reaches_queued_jobs(make_batch: Callable[..., Batch], staff: User) -> None:
+    batch = make_batch()
+    response = admin_client(staff).post(f"/admin/batches/batch/{batch.pk}/change/", {"name": "renamed", "priority": 7})
+    assert response.status_code == 302, response.content[:500]
+    batch.refresh_from_db()
+    assert (batch.name, batch.priority) == ("renamed", 7)
+    assert set(batch.jobs.values_list("priority", flat=True)) == {7}
