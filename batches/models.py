@@ -1,5 +1,4 @@
 import uuid
-from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -156,6 +155,3 @@ class Job(models.Model):
     def check_transition(current: str, target: str) -> None:
         if target not in JOB_TRANSITIONS[current]:
             raise ValueError(f"illegal job transition {current} → {target}")
-
-    def metrics(self) -> dict[str, Any]:
-        return dict(self.result or {})

@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -19,6 +19,7 @@ from batches.catalog import get_model
 from batches.engine.executors import Executor, ExecutorUnavailable, LocalExecutor
 from batches.engine.types import ChunkRequest, JobInput, JobOutcome
 from batches.models import Job
+from batches.registry import ModelSpec
 from batches.services.ingest import job_record_failure, job_record_outcome
 from batches.services.transitions import apply_counts, jobs_transition
 from batches.states import JOB_ACTIVE, FailureReason, JobStatus
@@ -76,7 +77,7 @@ class Dispatcher:
             candidates += [str(pk) for pk in slice_.values_list("pk", flat=True)]
         return self._take(candidates[:capacity], now)
 
-    def _take(self, candidates: list[str], now: object) -> list[Job]:
+    def _take(self, candidates: list[str], now: datetime) -> list[Job]:
         token = uuid.uuid4().hex
         with transaction.atomic():
             Job.objects.filter(pk__in=candidates, status=JobStatus.QUEUED).update(
@@ -84,8 +85,8 @@ class Dispatcher:
                 claim_token=token,
                 attempts=F("attempts") + 1,
                 call_id="",
-                lease_expires_at=timezone.now() + timedelta(seconds=self.lease_seconds),
-                started_at=timezone.now(),
+                lease_expires_at=now + timedelta(seconds=self.lease_seconds),
+                started_at=now,
             )
             per_batch = Job.objects.filter(claim_token=token).values("batch_id").annotate(n=Count("pk"))
             for row in per_batch:
@@ -102,21 +103,20 @@ class Dispatcher:
             batch = batch_jobs[0].batch
             spec = get_model(batch.model)
             for start in range(0, len(batch_jobs), spec.chunk_size):
-                self._submit_chunk(batch_jobs[start : start + spec.chunk_size], spec.executor)
+                self._submit_chunk(batch_jobs[start : start + spec.chunk_size], spec)
 
-    def _submit_chunk(self, chunk: list[Job], executor_name: str) -> None:
+    def _submit_chunk(self, chunk: list[Job], spec: ModelSpec) -> None:
         batch = chunk[0].batch
-        spec = get_model(batch.model)
         request = ChunkRequest(
             model=spec.name,
             target_sequence=batch.target.sequence,
             params=dict(batch.options),
             jobs=tuple(JobInput(str(job.pk), job.name, job.canonical_smiles) for job in chunk),
         )
-        executor = self.executors.get(executor_name)
+        executor = self.executors.get(spec.executor)
         try:
             if executor is None:
-                raise ExecutorUnavailable(f"no {executor_name} executor in this dispatcher")
+                raise ExecutorUnavailable(f"no {spec.executor} executor in this dispatcher")
             call_id = executor.submit(request, timeout_seconds=spec.timeout_seconds)
         except ExecutorUnavailable as exc:
             for job in chunk:

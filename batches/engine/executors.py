@@ -29,8 +29,6 @@ class Executor(Protocol):
 
     def cancel(self, call_id: str) -> None: ...
 
-    def knows(self, call_id: str) -> bool: ...
-
 
 class LocalExecutor:
     """A process pool inside the dispatcher. `workers=0` runs chunks inline,
@@ -86,9 +84,6 @@ class LocalExecutor:
         entry = self._calls.pop(call_id, None)
         if entry is not None:
             entry[0].cancel()
-
-    def knows(self, call_id: str) -> bool:
-        return call_id in self._calls or call_id in self._inline
 
     def shutdown(self) -> None:
         if self._pool is not None:

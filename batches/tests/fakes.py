@@ -45,6 +45,3 @@ class FakeExecutor:
     def cancel(self, call_id: str) -> None:
         self.calls.pop(call_id, None)
         self.cancelled.append(call_id)
-
-    def knows(self, call_id: str) -> bool:
-        return call_id in self.calls
