@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from accounts.services import token_create
 from batches.engine.dispatcher import Dispatcher
-from batches.engine.executors import LocalExecutor
+from batches.engine.local import LocalExecutor
 from batches.models import Batch
 from batches.selectors import queue_has_work
 from batches.services.submission import Submission, batch_create

@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from batches.engine.executors import LOCAL_RUNNERS
+from batches.engine.local import LOCAL_RUNNERS
 from batches.registry import ModelSpec
 from omtx_hub.errors import Unavailable
 

@@ -16,8 +16,8 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from batches.catalog import get_model
-from batches.engine.executors import Executor, ExecutorUnavailable, LocalExecutor
-from batches.engine.types import ChunkRequest, JobInput, JobOutcome
+from batches.engine.local import LocalExecutor
+from batches.engine.types import ChunkRequest, Executor, ExecutorUnavailable, JobInput, JobOutcome
 from batches.models import Job
 from batches.registry import ModelSpec
 from batches.services.ingest import job_record_failure, job_record_outcome

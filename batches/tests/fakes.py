@@ -18,6 +18,7 @@ class FakeExecutor:
     `call_error` to fail whole calls; `hold` keeps calls running."""
 
     name = "local"
+    durable = False
 
     def __init__(self, script: Script = succeed) -> None:
         self.script = script

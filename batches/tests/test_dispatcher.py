@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from batches.engine.dispatcher import Dispatcher
-from batches.engine.executors import LocalExecutor
+from batches.engine.local import LocalExecutor
 from batches.engine.types import JobInput, JobOutcome
 from batches.models import Batch, Job
 from batches.services.ingest import job_record_success

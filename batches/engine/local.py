@@ -1,14 +1,13 @@
-"""Executors: submit a chunk → call id; poll a call id; cancel a call id."""
+"""The local executor: a process pool inside the dispatcher process."""
 
 import multiprocessing
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Protocol
 
 from batches.engine import ligand_profile
-from batches.engine.types import ChunkRequest, JobOutcome, PollResult
+from batches.engine.types import ChunkRequest, ExecutorUnavailable, JobOutcome, PollResult
 
 Runner = Callable[[ChunkRequest], list[JobOutcome]]
 
@@ -16,25 +15,12 @@ Runner = Callable[[ChunkRequest], list[JobOutcome]]
 LOCAL_RUNNERS: dict[str, Runner] = {"ligand-profile": ligand_profile.run_chunk}
 
 
-class ExecutorUnavailable(Exception):
-    pass
-
-
-class Executor(Protocol):
-    name: str
-
-    def submit(self, request: ChunkRequest, *, timeout_seconds: int) -> str: ...
-
-    def poll(self, call_id: str) -> PollResult: ...
-
-    def cancel(self, call_id: str) -> None: ...
-
-
 class LocalExecutor:
     """A process pool inside the dispatcher. `workers=0` runs chunks inline,
     synchronously, which tests use for determinism."""
 
     name = "local"
+    durable = False
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
