@@ -111,6 +111,8 @@ BOLTZ2 = ModelSpec(
 
 MODELS: dict[str, ModelSpec] = {m.name: m for m in (LIGAND_PROFILE, BOLTZ2)}
 DEFAULT_MODEL = LIGAND_PROFILE.name
+# Every metric with a typed, indexed Job column, whichever model fills it.
+TYPED_COLUMNS = frozenset(column for spec in MODELS.values() for column in spec.columns)
 # The predecessor's clients send these names.
 ALIASES = {"boltz-2": "boltz2", "boltz": "boltz2", "ligand_profile": "ligand-profile"}
 
@@ -122,4 +124,4 @@ def get_model(name: str) -> ModelSpec:
     return spec
 
 
-__all__ = ["DEFAULT_MODEL", "MODELS", "Limits", "get_model"]
+__all__ = ["DEFAULT_MODEL", "MODELS", "TYPED_COLUMNS", "Limits", "get_model"]

@@ -42,6 +42,9 @@ class Batch(models.Model):
     n_succeeded = models.PositiveIntegerField(default=0)
     n_failed = models.PositiveIntegerField(default=0)
     n_cancelled = models.PositiveIntegerField(default=0)
+    # Succeeded jobs that reused an earlier prediction: counted apart so
+    # throughput and cost count executed work only.
+    n_reused = models.PositiveIntegerField(default=0)
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -95,6 +98,9 @@ class Job(models.Model):
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
     not_before = models.DateTimeField(null=True, blank=True)
+    # Stamped by each claim (and each adoption of a reaped job); every write
+    # after the claim is conditioned on it, so a stale dispatcher's late write
+    # matches no row.
     claim_token = models.CharField(max_length=64, blank=True)
     call_id = models.CharField(max_length=200, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -114,27 +120,34 @@ class Job(models.Model):
     affinity_probability_binary = models.FloatField(null=True, blank=True)
     confidence_score = models.FloatField(null=True, blank=True)
     artifact = models.FileField(upload_to="artifacts/", blank=True, max_length=300)
+    # sha256 of (model, version, parameters, target, canonical ligand): equal
+    # keys are the same prediction, computed once and reused.
+    reuse_key = models.CharField(max_length=64, blank=True)
+    reused_from = models.UUIDField(null=True, blank=True)
 
     class Meta:
         ordering = ["batch", "index"]
         indexes = [
-            # Exports and the job table of one batch walk jobs in input order.
-            models.Index(fields=["batch", "index"], name="job_batch_index"),
-            # Results filter one batch by status.
+            # Results filter one batch by status. (Input order is served by the
+            # unique (batch, index) constraint's own index.)
             models.Index(fields=["batch", "status"], name="job_batch_status"),
-            # claim_candidates: queued jobs, by priority then age. Partial, so it
+            # claim_jobs: a batch's ready jobs in input order. Partial, so it
             # stays as small as the queue however many jobs have finished.
-            models.Index(
-                fields=["owner", "-priority", "created_at", "index"],
-                condition=Q(status=JobStatus.QUEUED),
-                name="job_claim_queue",
-            ),
-            # reap_expired_leases: dispatched/running jobs whose lease ran out.
+            models.Index(fields=["batch", "index"], condition=Q(status=JobStatus.QUEUED), name="job_batch_queue"),
+            # jobs_reap: dispatched/running jobs whose lease ran out.
             models.Index(
                 fields=["lease_expires_at"],
                 condition=Q(status__in=[JobStatus.DISPATCHED, JobStatus.RUNNING]),
                 name="job_active_lease",
             ),
+            # jobs_renew (the heartbeat): the jobs a dispatcher holds, by claim token.
+            models.Index(
+                fields=["claim_token"],
+                condition=Q(status__in=[JobStatus.DISPATCHED, JobStatus.RUNNING]),
+                name="job_held_token",
+            ),
+            # reusable_results: an earlier success with the same reuse key.
+            models.Index(fields=["reuse_key"], condition=Q(status=JobStatus.SUCCEEDED), name="job_reuse"),
             # Ranking within a batch by the default metrics of each model.
             models.Index(fields=["batch", "-qed"], name="job_rank_qed"),
             models.Index(fields=["batch", "-affinity_probability_binary"], name="job_rank_prob"),

@@ -81,6 +81,11 @@ class ModelSpec:
     seconds_per_ligand: float = 1.0
     weights_revision: str = ""
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Outputs mirrored into typed Job columns."""
+        return tuple(out.name for out in self.outputs if out.column)
+
     def output(self, name: str) -> OutputField:
         for out in self.outputs:
             if out.name == name:

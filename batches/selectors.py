@@ -1,5 +1,7 @@
 """Reads. Every read of a batch goes through batch_get, which hides other users' batches."""
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -10,10 +12,9 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from batches.catalog import get_model
+from batches.catalog import TYPED_COLUMNS, get_model
 from batches.models import Batch, Job
-from batches.services.ingest import TYPED_COLUMNS
-from batches.states import JobStatus
+from batches.states import BATCH_ACTIVE, JobStatus
 from omtx_hub.errors import InvalidInput, NotFound
 
 AnyUser = AbstractBaseUser | AnonymousUser
@@ -130,3 +131,47 @@ def results_list(
     expression = _metric_expression(metric.name)
     ranked = expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
     return jobs.order_by(ranked, "index")
+
+
+@dataclass(frozen=True)
+class QueuedBatch:
+    id: UUID
+    owner_id: int
+    priority: int
+    created_at: datetime
+    queued: int
+
+
+def dispatch_queue() -> tuple[list[QueuedBatch], dict[int, int]]:
+    """Active batches with their queued counts, and jobs in flight per user:
+    what the fair-share claim plans from. O(active batches), not O(jobs)."""
+    rows = Batch.objects.filter(status__in=BATCH_ACTIVE).values_list(
+        "pk", "owner_id", "priority", "created_at", "n_queued", "n_dispatched", "n_running"
+    )
+    batches: list[QueuedBatch] = []
+    held: dict[int, int] = {}
+    for pk, owner_id, priority, created_at, queued, dispatched, running in rows:
+        batches.append(QueuedBatch(pk, owner_id, priority, created_at, queued))
+        held[owner_id] = held.get(owner_id, 0) + dispatched + running
+    return batches, held
+
+
+@dataclass(frozen=True)
+class Reusable:
+    job_id: UUID
+    result: dict[str, Any]
+    artifact: str
+
+
+def reusable_results(keys: Iterable[str]) -> dict[str, Reusable]:
+    """An earlier success per reuse key (DESIGN §5: identical work is not paid for twice)."""
+    rows = (
+        Job.objects.filter(reuse_key__in=[k for k in keys if k], status=JobStatus.SUCCEEDED)
+        .order_by("reuse_key", "finished_at")
+        .values_list("reuse_key", "pk", "reused_from", "result", "artifact")
+    )
+    found: dict[str, Reusable] = {}
+    for key, pk, reused_from, result, artifact in rows:
+        if key not in found and result is not None:
+            found[key] = Reusable(reused_from or pk, result, artifact)
+    return found

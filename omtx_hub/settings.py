@@ -170,9 +170,12 @@ SPECTACULAR_SETTINGS = {
 
 # Execution engine (DESIGN §5).
 OMTX_EXECUTOR_WORKERS = env_int("OMTX_EXECUTOR_WORKERS", 2, minimum=0)
+# Jobs in flight across all dispatchers (the global cap), and in one dispatcher.
 OMTX_MAX_IN_FLIGHT = env_int("OMTX_MAX_IN_FLIGHT", 256, minimum=1)
-# Renewed on every dispatcher pass; a dead dispatcher's jobs return after this.
-OMTX_LEASE_SECONDS = env_int("OMTX_LEASE_SECONDS", 60, minimum=10)
+OMTX_DISPATCHER_CAPACITY = env_int("OMTX_DISPATCHER_CAPACITY", OMTX_MAX_IN_FLIGHT, minimum=1)
+# Renewed by each dispatcher's heartbeat every quarter lease; a dead
+# dispatcher's jobs are recovered after this.
+OMTX_LEASE_SECONDS = env_int("OMTX_LEASE_SECONDS", 60, minimum=2)
 OMTX_BOLTZ2_EXECUTOR = env_str("OMTX_BOLTZ2_EXECUTOR", "modal")
 MODAL_TOKEN_ID = env_str("MODAL_TOKEN_ID", "")
 MODAL_TOKEN_SECRET = env_str("MODAL_TOKEN_SECRET", "")

@@ -1,45 +1,83 @@
-"""The dispatcher: claim → submit → poll → ingest, plus reaping expired leases.
+"""The dispatcher: reap → claim → submit → poll → ingest, with a lease heartbeat.
 
 Each step is a small method tests call one at a time. Several dispatchers may
-run at once: claims are conditional updates stamped with a per-claim token.
+run at once; they share nothing but the database:
+- a claim stamps jobs with a fresh token, and every later write is
+  conditioned on it (services/claims.py, services/ingest.py);
+- `renew` (run by `Heartbeat` in its own thread) keeps the leases of held jobs
+  fresh however long a step takes, so a live dispatcher is never reaped;
+- a dead dispatcher's jobs are reaped in bulk: adopted by call id when the
+  executor is durable (Modal), else queued again;
+- a database error in a step (deadlock, serialization failure, lost
+  connection) is retried, then left for the next pass; the loop never dies
+  on one, and outcomes not yet stored stay in memory until they are.
 """
 
 import logging
+import threading
+import time
 import uuid
-from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, F, Q
-from django.utils import timezone
+from django.db import Error as DatabaseError
+from django.db import close_old_connections, connection
 
-from batches.catalog import get_model
+from batches.catalog import MODELS, get_model
+from batches.engine.fairness import claim_plan
 from batches.engine.local import LocalExecutor
-from batches.engine.types import ChunkRequest, Executor, ExecutorUnavailable, JobInput, JobOutcome
+from batches.engine.types import ChunkRequest, Executor, ExecutorUnavailable, JobInput, JobOutcome, PollResult
 from batches.models import Job
-from batches.registry import ModelSpec
-from batches.services.ingest import job_record_failure, job_record_outcome
-from batches.services.transitions import apply_counts, jobs_transition
-from batches.states import JOB_ACTIVE, FailureReason, JobStatus
+from batches.selectors import dispatch_queue, reusable_results
+from batches.services.claims import (
+    Hold,
+    claim_jobs,
+    mark_running,
+    reap_expired,
+    record_calls,
+    release_jobs,
+    renew_leases,
+    still_held,
+)
+from batches.services.ingest import Delivery, deliveries_apply, failure_outcomes
+from batches.states import FailureReason
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+DB_ATTEMPTS = 3
+
+
+def equal_weights(owner_ids: Iterable[int]) -> dict[int, float]:
+    return dict.fromkeys(owner_ids, 1.0)
 
 
 @dataclass
 class Call:
+    call_id: str
     executor: Executor
-    job_ids: list[str]
+    hold: Hold
     seen_running: bool = False
 
 
 @dataclass
 class Dispatcher:
     executors: dict[str, Executor]
+    # Jobs in flight across every dispatcher, and in this one.
     max_in_flight: int = field(default_factory=lambda: settings.OMTX_MAX_IN_FLIGHT)
+    capacity: int = field(default_factory=lambda: settings.OMTX_DISPATCHER_CAPACITY)
     lease_seconds: int = field(default_factory=lambda: settings.OMTX_LEASE_SECONDS)
+    weights: Callable[[Iterable[int]], dict[int, float]] = equal_weights
     calls: dict[str, Call] = field(default_factory=dict)
+    stats: Counter[str] = field(default_factory=Counter)
+    # Outcomes polled but not yet stored (the database failed): kept for the next pass.
+    backlog: list[Delivery] = field(default_factory=list)
+    # Tokens claimed or adopted but not yet in a call: the heartbeat renews them too.
+    _pending: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def from_settings(cls, *, workers: int | None = None) -> "Dispatcher":
@@ -48,65 +86,112 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> int:
-        return sum(len(call.job_ids) for call in self.calls.values())
+        return sum(len(call.hold.job_ids) for call in self.calls.values())
+
+    def held_tokens(self) -> set[str]:
+        with self._lock:
+            return {call.hold.token for call in self.calls.values()} | self._pending
 
     def run_once(self) -> int:
         """One pass of every step; returns how many jobs changed hands."""
-        self.reap()
-        claimed = self.claim()
-        self.submit(claimed)
-        return len(claimed) + self.poll()
+        self._step("renew", self.renew, 0)
+        moved = self._step("reap", self.reap, 0)
+        claimed: list[Job] = self._step("claim", self.claim, [])
+        self._step("submit", lambda: self.submit(claimed), None)
+        return moved + len(claimed) + self._step("poll", self.poll, 0)
 
-    # -- claim -------------------------------------------------------------
+    # -- heartbeat -----------------------------------------------------------
+
+    def renew(self) -> int:
+        """Push out the leases of every job this dispatcher holds."""
+        return renew_leases(tokens=self.held_tokens(), lease_seconds=self.lease_seconds)
+
+    # -- reap ----------------------------------------------------------------
+
+    def reap(self) -> int:
+        """Recover jobs of dispatchers that died: adopt their durable calls,
+        queue the rest again."""
+        durable = {
+            name
+            for name, spec in MODELS.items()
+            if spec.executor in self.executors and self.executors[spec.executor].durable
+        }
+        token = self._new_token()
+        try:
+            reaped = self._retrying(
+                reap_expired,
+                token=token,
+                lease_seconds=self.lease_seconds,
+                durable_models=durable,
+                exclude_tokens=self.held_tokens() - {token},
+            )
+            for call_id, (model, hold) in reaped.adopted.items():
+                executor = self.executors[get_model(model).executor]
+                with self._lock:
+                    self.calls[call_id] = Call(call_id, executor, hold)
+        finally:
+            self._drop_token(token)
+        self.stats["reaped"] += reaped.requeued + reaped.failed
+        adopted = sum(len(hold.job_ids) for _, hold in reaped.adopted.values())
+        self.stats["adopted"] += adopted
+        return reaped.requeued + reaped.failed + adopted
+
+    # -- claim ---------------------------------------------------------------
 
     def claim(self) -> list[Job]:
-        capacity = self.max_in_flight - self.in_flight
-        if capacity <= 0:
+        room = self.capacity - self.in_flight
+        if room <= 0:
             return []
-        now = timezone.now()
-        ready = Job.objects.filter(Q(not_before__isnull=True) | Q(not_before__lte=now), status=JobStatus.QUEUED)
-        owners = list(ready.order_by().values_list("owner_id", flat=True).distinct()[:200])
-        if not owners:
+        batches, held = dispatch_queue()
+        free = min(room, self.max_in_flight - sum(held.values()))
+        if free <= 0:
             return []
-        # Fair share: every user with queued work gets an equal slice of the
-        # free capacity, then priority and age decide within the slice.
-        share = max(1, capacity // len(owners))
-        candidates: list[str] = []
-        for owner_id in owners:
-            slice_ = ready.filter(owner_id=owner_id).order_by("-priority", "created_at", "index")[:share]
-            candidates += [str(pk) for pk in slice_.values_list("pk", flat=True)]
-        return self._take(candidates[:capacity], now)
+        plan = claim_plan(free=free, batches=batches, held=held, weights=self.weights(held))
+        if not plan:
+            return []
+        token = self._new_token()
+        try:
+            jobs = self._retrying(claim_jobs, plan=plan, token=token, lease_seconds=self.lease_seconds)
+        except BaseException:
+            # Nothing, or jobs we will never submit, was claimed: let the
+            # heartbeat forget the token so their lease runs out.
+            self._drop_token(token)
+            raise
+        if not jobs:
+            self._drop_token(token)
+        return jobs
 
-    def _take(self, candidates: list[str], now: datetime) -> list[Job]:
-        token = uuid.uuid4().hex
-        with transaction.atomic():
-            Job.objects.filter(pk__in=candidates, status=JobStatus.QUEUED).update(
-                status=JobStatus.DISPATCHED,
-                claim_token=token,
-                attempts=F("attempts") + 1,
-                call_id="",
-                lease_expires_at=now + timedelta(seconds=self.lease_seconds),
-                started_at=now,
-            )
-            per_batch = Job.objects.filter(claim_token=token).values("batch_id").annotate(n=Count("pk"))
-            for row in per_batch:
-                apply_counts(row["batch_id"], {JobStatus.QUEUED: -row["n"], JobStatus.DISPATCHED: row["n"]})
-        return list(Job.objects.filter(claim_token=token).select_related("batch__target").order_by("batch_id", "index"))
-
-    # -- submit ------------------------------------------------------------
+    # -- submit --------------------------------------------------------------
 
     def submit(self, jobs: list[Job]) -> None:
-        by_batch: dict[object, list[Job]] = defaultdict(list)
+        """Reuse earlier predictions, send the rest to executors in chunks,
+        and record each call id on its jobs."""
+        if not jobs:
+            return
+        by_batch: dict[UUID, list[Job]] = defaultdict(list)
+        reusable = reusable_results(job.reuse_key for job in jobs)
         for job in jobs:
-            by_batch[job.batch_id].append(job)
+            if job.reuse_key in reusable:
+                found = reusable[job.reuse_key]
+                outcome = JobOutcome(str(job.pk), ok=True, metrics=found.result)
+                self.backlog.append(Delivery(job.batch_id, job.claim_token, outcome, found.job_id, found.artifact))
+            else:
+                by_batch[job.batch_id].append(job)
+        recorded: dict[str, Hold] = {}
         for batch_jobs in by_batch.values():
-            batch = batch_jobs[0].batch
-            spec = get_model(batch.model)
+            spec = get_model(batch_jobs[0].batch.model)
             for start in range(0, len(batch_jobs), spec.chunk_size):
-                self._submit_chunk(batch_jobs[start : start + spec.chunk_size], spec)
+                self._spawn(batch_jobs[start : start + spec.chunk_size], recorded)
+        for token in {job.claim_token for job in jobs}:
+            self._drop_token(token)
+        if recorded:
+            self._step("record_calls", lambda: self._retrying(record_calls, calls=recorded), 0)
+        self._flush()
 
-    def _submit_chunk(self, chunk: list[Job], spec: ModelSpec) -> None:
+    def _spawn(self, chunk: list[Job], recorded: dict[str, Hold]) -> None:
         batch = chunk[0].batch
+        spec = get_model(batch.model)
+        hold = Hold(batch.pk, chunk[0].claim_token, tuple(str(job.pk) for job in chunk))
         request = ChunkRequest(
             model=spec.name,
             target_sequence=batch.target.sequence,
@@ -118,100 +203,187 @@ class Dispatcher:
             if executor is None:
                 raise ExecutorUnavailable(f"no {spec.executor} executor in this dispatcher")
             call_id = executor.submit(request, timeout_seconds=spec.timeout_seconds)
-        except ExecutorUnavailable as exc:
-            for job in chunk:
-                job_record_failure(job=job, reason=FailureReason.EXECUTOR_ERROR, message=str(exc))
+        except Exception as exc:  # an executor that cannot take the chunk fails it, not the dispatcher
+            log.warning("submit to %s failed: %r", spec.executor, exc)
+            message = f"could not submit to the {spec.executor} executor: {exc}"
+            self._deliver(hold, failure_outcomes(list(hold.job_ids), reason="executor_error", message=message))
             return
-        Job.objects.filter(pk__in=[job.pk for job in chunk], status=JobStatus.DISPATCHED).update(call_id=call_id)
-        self.calls[call_id] = Call(executor=executor, job_ids=[str(job.pk) for job in chunk])
+        with self._lock:
+            self.calls[call_id] = Call(call_id, executor, hold)
+        recorded[call_id] = hold
 
-    # -- poll and ingest ---------------------------------------------------
+    # -- poll and ingest -----------------------------------------------------
 
     def poll(self) -> int:
+        """Ask each call how it is doing; store what finished. Calls whose
+        jobs are all gone (cancelled, reaped) are cancelled in the executor."""
+        if not self.calls:
+            self._flush()
+            return 0
+        ours = self._retrying(still_held, holds=[call.hold for call in self.calls.values()])
         finished = 0
-        for call_id in list(self.calls):
-            finished += self._poll_call(call_id, self.calls[call_id])
-        self._renew_leases()
+        started: list[Call] = []
+        for call_id, call in list(self.calls.items()):
+            alive = tuple(job_id for job_id in call.hold.job_ids if job_id in ours)
+            if not alive:
+                self._cancel(call_id, call)
+                continue
+            call.hold = replace(call.hold, job_ids=alive)
+            finished += self._poll_call(call_id, call, started)
+        if started:
+            self._step("mark_running", lambda: self._mark_running(started), None)
+        self._flush()
         return finished
 
-    def _poll_call(self, call_id: str, call: Call) -> int:
-        jobs = {str(j.pk): j for j in Job.objects.filter(pk__in=call.job_ids).select_related("batch")}
-        if not any(job.status in JOB_ACTIVE for job in jobs.values()):
-            # Every job was cancelled meanwhile: cancel the executor call too.
-            call.executor.cancel(call_id)
-            del self.calls[call_id]
+    def _poll_call(self, call_id: str, call: Call, started: list[Call]) -> int:
+        try:
+            result = call.executor.poll(call_id)
+        except Exception as exc:  # an executor hiccup leaves the call for the next pass
+            log.warning("poll of %s failed: %r", call_id, exc)
+            self.stats["poll_errors"] += 1
             return 0
-        result = call.executor.poll(call_id)
         if result.state in ("pending", "running"):
             if result.state == "running" and not call.seen_running:
-                call.seen_running = True
-                jobs_transition(
-                    jobs=Job.objects.filter(pk__in=call.job_ids),
-                    sources=(JobStatus.DISPATCHED,),
-                    target=JobStatus.RUNNING,
-                )
+                started.append(call)
             return 0
-        del self.calls[call_id]
-        if result.state == "error":
-            for job in jobs.values():
-                job_record_failure(job=job, reason=result.failure_reason, message=result.message)
-            return len(jobs)
-        self._ingest(jobs, result.outcomes)
-        return len(jobs)
+        with self._lock:
+            del self.calls[call_id]
+        self._deliver(call.hold, _outcomes(call.hold, result))
+        return len(call.hold.job_ids)
 
-    def _ingest(self, jobs: dict[str, Job], outcomes: tuple[JobOutcome, ...]) -> None:
-        for outcome in outcomes:
-            job = jobs.pop(outcome.job_id, None)
-            if job is not None:
-                job_record_outcome(job=job, outcome=outcome)
-        for job in jobs.values():
-            # The executor finished the call but said nothing about this job.
-            job_record_failure(job=job, reason=FailureReason.OUTPUT_MISSING, message="no result returned for this job")
+    def _mark_running(self, calls: list[Call]) -> None:
+        self._retrying(mark_running, holds=[call.hold for call in calls])
+        for call in calls:
+            call.seen_running = True
 
-    def _renew_leases(self) -> None:
-        ids = [job_id for call in self.calls.values() for job_id in call.job_ids]
-        expires = timezone.now() + timedelta(seconds=self.lease_seconds)
-        for start in range(0, len(ids), 1000):
-            Job.objects.filter(pk__in=ids[start : start + 1000], status__in=JOB_ACTIVE[1:]).update(
-                lease_expires_at=expires
-            )
+    def _deliver(self, hold: Hold, outcomes: list[JobOutcome]) -> None:
+        self.backlog += [Delivery(hold.batch_id, hold.token, outcome) for outcome in outcomes]
 
-    # -- reap --------------------------------------------------------------
+    def _flush(self) -> None:
+        """Store the backlog, one batch at a time; what fails stays for the next pass."""
+        by_batch: dict[UUID, list[Delivery]] = defaultdict(list)
+        for delivery in self.backlog:
+            by_batch[delivery.batch_id].append(delivery)
+        self.backlog = []
+        for batch_id, deliveries in by_batch.items():
+            try:
+                report = self._retrying(deliveries_apply, deliveries=deliveries)
+            except DatabaseError as exc:
+                log.warning(
+                    "storing %d outcomes of batch %s failed, kept for the next pass: %r", len(deliveries), batch_id, exc
+                )
+                self.backlog += deliveries
+                continue
+            self.stats["applied"] += report.applied
+            self.stats["refused"] += report.refused
+            if report.refused:
+                log.info("refused %d outcomes of batch %s: jobs no longer held", report.refused, batch_id)
 
-    def reap(self) -> int:
-        """Recover jobs whose dispatcher died: their lease ran out and no live
-        dispatcher renews it. The local pool died with its process, so the
-        job goes back to the queue (or fails once attempts are used up)."""
-        expired = (
-            Job.objects.filter(status__in=JOB_ACTIVE[1:], lease_expires_at__lt=timezone.now())
-            .exclude(call_id__in=list(self.calls))
-            .select_related("batch")
-        )
-        recovered = 0
-        for job in expired[:500]:
-            recovered += job_record_failure(
-                job=job, reason=FailureReason.EXECUTOR_ERROR, message="lease expired: the dispatcher stopped"
-            )
-        return recovered
+    def _cancel(self, call_id: str, call: Call) -> None:
+        try:
+            call.executor.cancel(call_id)
+        except Exception as exc:  # the jobs are already cancelled; a failed cancel wastes compute only
+            log.warning("cancel of %s failed: %r", call_id, exc)
+        with self._lock:
+            del self.calls[call_id]
+        self.stats["calls_cancelled"] += 1
+
+    # -- stop ----------------------------------------------------------------
 
     def release(self) -> int:
-        """Hand in-flight jobs back to the queue on a clean stop, so they
-        need not wait for their lease to expire."""
-        ids = [job_id for call in self.calls.values() for job_id in call.job_ids]
-        for call_id, call in self.calls.items():
-            call.executor.cancel(call_id)
-        self.calls.clear()
-        return jobs_transition(
-            jobs=Job.objects.filter(pk__in=ids),
-            sources=JOB_ACTIVE[1:],
-            target=JobStatus.QUEUED,
-            call_id="",
-            lease_expires_at=None,
-            attempts=F("attempts") - 1,
-        )
+        """Clean stop: store what finished, cancel local calls and hand their
+        jobs back at once; durable calls keep running and their jobs are
+        handed over by expiring their lease, for another dispatcher to adopt."""
+        self._flush()
+        local: list[Hold] = []
+        durable: list[Hold] = []
+        for call_id, call in list(self.calls.items()):
+            (durable if call.executor.durable else local).append(call.hold)
+            if not call.executor.durable:
+                self._cancel(call_id, call)
+        with self._lock:
+            self.calls.clear()
+        if durable:
+            self._retrying(renew_leases, tokens={h.token for h in durable}, lease_seconds=0)
+        return self._retrying(release_jobs, holds=local) if local else 0
 
     def shutdown(self) -> None:
-        self.release()
-        for executor in self.executors.values():
-            if isinstance(executor, LocalExecutor):
+        try:
+            self.release()
+        finally:
+            for executor in self.executors.values():
                 executor.shutdown()
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _new_token(self) -> str:
+        token = uuid.uuid4().hex
+        with self._lock:
+            self._pending.add(token)
+        return token
+
+    def _drop_token(self, token: str) -> None:
+        with self._lock:
+            self._pending.discard(token)
+
+    def _retrying(self, fn: Callable[..., T], **kwargs: Any) -> T:
+        """Run a database step, again after a deadlock, a serialization
+        failure or a lost connection (each attempt is its own transaction)."""
+        for attempt in range(DB_ATTEMPTS):
+            try:
+                return fn(**kwargs)
+            except DatabaseError as exc:
+                self.stats["db_errors"] += 1
+                if attempt == DB_ATTEMPTS - 1:
+                    raise
+                log.warning("%s failed (attempt %d), retrying: %r", fn.__name__, attempt + 1, exc)
+                close_old_connections()
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _step(self, name: str, fn: Callable[[], T], default: T) -> T:
+        try:
+            return fn()
+        except Exception:
+            log.exception("dispatcher step %s failed; continuing", name)
+            self.stats[f"{name}_failed"] += 1
+            close_old_connections()
+            return default
+
+
+def _outcomes(hold: Hold, result: PollResult) -> list[JobOutcome]:
+    """Per-job outcomes of a finished call; a job it said nothing about failed
+    with output_missing, and outcomes for jobs not in the call are ignored."""
+    if result.state == "error":
+        return failure_outcomes(list(hold.job_ids), reason=result.failure_reason, message=result.message)
+    given = {outcome.job_id: outcome for outcome in result.outcomes}
+    missing = [job_id for job_id in hold.job_ids if job_id not in given]
+    return [given[job_id] for job_id in hold.job_ids if job_id in given] + failure_outcomes(
+        missing, reason=FailureReason.OUTPUT_MISSING, message="the executor returned no result for this job"
+    )
+
+
+class Heartbeat(threading.Thread):
+    """Renews the dispatcher's leases every `interval` seconds on its own
+    database connection, however long the main loop's current step takes."""
+
+    def __init__(self, dispatcher: Dispatcher, interval: float) -> None:
+        super().__init__(name="lease-heartbeat", daemon=True)
+        self.dispatcher = dispatcher
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    self.dispatcher.renew()
+                except Exception:
+                    log.exception("lease heartbeat failed; trying again in %.1f s", self.interval)
+                    close_old_connections()
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)

@@ -1,82 +1,153 @@
-"""Storing what an executor returned: results, artifacts, failures, retries."""
+"""Storing what executors returned: results, artifacts, failures, retries.
 
-from datetime import timedelta
+One pass's outcomes are applied per batch in one transaction: the batch row
+is locked and updated once, the jobs still held under their claim token are
+locked and written with one bulk UPDATE. An outcome for a job that is no
+longer held (cancelled, reaped and re-run elsewhere, already finished) is
+refused and counted; its artifact is removed.
+"""
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.utils import timezone
 
 from batches.catalog import get_model
 from batches.engine.types import JobOutcome
 from batches.models import Job
-from batches.services.transitions import job_finish
-from batches.states import RETRYABLE_FAILURES, FailureReason, JobStatus
+from batches.registry import ModelSpec
+from batches.services.retry import retry_decision
+from batches.services.transitions import apply_counts, held_jobs, lock_batches
+from batches.states import FailureReason, JobStatus
 
-TYPED_COLUMNS = ("qed", "mol_weight", "clogp", "affinity_pred_value", "affinity_probability_binary", "confidence_score")
-BACKOFF_BASE_SECONDS = 10
-BACKOFF_MAX_SECONDS = 600
+# Written on every ingested job, whatever its outcome; plus the model's
+# typed metric columns.
+FIELDS = (
+    "status",
+    "result",
+    "artifact",
+    "finished_at",
+    "not_before",
+    "lease_expires_at",
+    "failure_reason",
+    "failure_message",
+    "reused_from",
+)
+MESSAGE_LIMIT = 2000
 
 
-def job_record_success(*, job: Job, outcome: JobOutcome) -> bool:
+@dataclass(frozen=True)
+class Delivery:
+    """One job's outcome, from the call that ran it under `token`. A reused
+    prediction names the job it came from and that job's artifact."""
+
+    batch_id: UUID
+    token: str
+    outcome: JobOutcome
+    reused_from: UUID | None = None
+    reused_artifact: str = ""
+
+
+@dataclass
+class IngestReport:
+    applied: int = 0
+    refused: int = 0
+
+
+def deliveries_apply(*, deliveries: list[Delivery]) -> IngestReport:
+    report = IngestReport()
+    saved = _save_artifacts(deliveries)
+    by_batch: dict[UUID, list[Delivery]] = defaultdict(list)
+    for delivery in deliveries:
+        by_batch[delivery.batch_id].append(delivery)
+    refused: list[Delivery] = []
+    for batch_id in sorted(by_batch, key=str):
+        with transaction.atomic():
+            refused += _apply_batch(batch_id, by_batch[batch_id], saved)
+    report.refused = len(refused)
+    report.applied = len(deliveries) - report.refused
+    for delivery in refused:
+        if delivery.outcome.job_id in saved:
+            default_storage.delete(saved[delivery.outcome.job_id])
+    return report
+
+
+def _save_artifacts(deliveries: list[Delivery]) -> dict[str, str]:
+    """Files first, outside any transaction: a refused outcome's file is
+    deleted afterwards, and a crash in between leaves an orphan file, never
+    a row pointing at a missing file."""
+    saved = {}
+    for delivery in deliveries:
+        outcome = delivery.outcome
+        if outcome.ok and outcome.artifact_content:
+            path = f"artifacts/{delivery.batch_id}/{outcome.artifact_name or outcome.job_id}"
+            saved[outcome.job_id] = default_storage.save(path, ContentFile(outcome.artifact_content))
+    return saved
+
+
+def _apply_batch(batch_id: UUID, deliveries: list[Delivery], saved: dict[str, str]) -> list[Delivery]:
+    """Apply one batch's deliveries; returns those refused."""
+    batch = lock_batches([batch_id]).get(batch_id)
+    if batch is None:
+        return deliveries
+    held: dict[str, tuple[str, int]] = {}
+    tokens: dict[str, list[str]] = defaultdict(list)
+    for delivery in deliveries:
+        tokens[delivery.token].append(delivery.outcome.job_id)
+    for token, ids in tokens.items():
+        rows = held_jobs(ids, token).select_for_update(of=("self",)).values_list("pk", "status", "attempts")
+        held.update({str(pk): (status, attempts) for pk, status, attempts in rows})
+    spec = get_model(batch.model)
     now = timezone.now()
-    artifact = ""
-    if outcome.artifact_content:
-        path = f"artifacts/{job.batch_id}/{outcome.artifact_name or job.pk}"
-        artifact = default_storage.save(path, ContentFile(outcome.artifact_content))
-    columns = {name: _as_float(outcome.metrics.get(name)) for name in TYPED_COLUMNS}
-    done = job_finish(
-        job=job,
-        target=JobStatus.SUCCEEDED,
-        result=outcome.metrics,
-        artifact=artifact,
-        finished_at=now,
-        lease_expires_at=None,
-        failure_reason="",
-        failure_message="",
-        **columns,
-    )
-    if not done and artifact:
-        # The job was cancelled (or finished by another dispatcher) meanwhile.
-        default_storage.delete(artifact)
-    return done
+    deltas: dict[str, int] = defaultdict(int)
+    jobs, refused, reused = [], [], 0
+    for delivery in deliveries:
+        state = held.pop(delivery.outcome.job_id, None)
+        if state is None:
+            refused.append(delivery)
+            continue
+        job = _finished_job(delivery, spec, state[1], saved, now)
+        deltas[state[0]] -= 1
+        deltas[job.status] += 1
+        reused += delivery.reused_from is not None
+        jobs.append(job)
+    if jobs:
+        Job.objects.bulk_update(jobs, [*FIELDS, *spec.columns], batch_size=500)
+        apply_counts(batch, dict(deltas), now=now, reused=reused)
+    return refused
 
 
-def job_record_failure(*, job: Job, reason: str, message: str) -> bool:
-    """Fail the job, or queue it again with backoff when the failure is
-    transient and attempts remain (running → queued, never via failed, so the
-    batch cannot flicker into a terminal state)."""
-    if reason not in FailureReason.values:
-        reason = FailureReason.UNKNOWN
-    spec = get_model(job.batch.model)
-    now = timezone.now()
-    if reason in RETRYABLE_FAILURES and job.attempts < spec.max_attempts:
-        delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, job.attempts - 1))
-        return job_finish(
-            job=job,
-            target=JobStatus.QUEUED,
-            not_before=now + timedelta(seconds=delay),
-            failure_reason=reason,
-            failure_message=message[:2000],
-            call_id="",
-            lease_expires_at=None,
-        )
-    return job_finish(
-        job=job,
-        target=JobStatus.FAILED,
-        failure_reason=reason,
-        failure_message=message[:2000],
-        finished_at=now,
-        lease_expires_at=None,
-    )
-
-
-def job_record_outcome(*, job: Job, outcome: JobOutcome) -> bool:
+def _finished_job(delivery: Delivery, spec: ModelSpec, attempts: int, saved: dict[str, str], now: datetime) -> Job:
+    outcome = delivery.outcome
+    job = Job(pk=outcome.job_id, result=outcome.metrics or None, reused_from=delivery.reused_from)
+    for name in spec.columns:
+        setattr(job, name, _as_float(outcome.metrics.get(name)) if outcome.ok else None)
+    job.lease_expires_at = None
     if outcome.ok:
-        return job_record_success(job=job, outcome=outcome)
-    return job_record_failure(job=job, reason=outcome.failure_reason, message=outcome.message)
+        job.status, job.finished_at, job.not_before = JobStatus.SUCCEEDED, now, None
+        job.artifact = saved.get(outcome.job_id, delivery.reused_artifact)
+        job.failure_reason = job.failure_message = ""
+        return job
+    reason = outcome.failure_reason if outcome.failure_reason in FailureReason.values else FailureReason.UNKNOWN
+    decision = retry_decision(reason=reason, attempts=attempts, max_attempts=spec.max_attempts, now=now)
+    job.status, job.finished_at, job.not_before = decision.status, decision.finished_at, decision.not_before
+    job.artifact = ""
+    job.failure_reason, job.failure_message = reason, outcome.message[:MESSAGE_LIMIT]
+    return job
 
 
-def _as_float(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+def failure_outcomes(job_ids: list[str], *, reason: str, message: str) -> list[JobOutcome]:
+    return [JobOutcome(job_id, ok=False, failure_reason=reason, message=message) for job_id in job_ids]
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)

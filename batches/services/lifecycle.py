@@ -1,14 +1,27 @@
-"""Cancel, retry and delete: the operator's and the scientist's controls."""
+"""Cancel, retry and delete: the operator's and the scientist's controls.
+
+Each one locks the batch row first and decides on the state it reads under
+that lock, so a stale copy (a retry racing a cancel, two deletes, a cancel
+racing a delete) can neither act on a batch that changed nor crash: the loser
+gets 409, or 404 when the batch is gone.
+"""
 
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from batches.models import Batch, Job
-from batches.services.transitions import apply_counts, jobs_transition
-from batches.states import BATCH_TERMINAL, JOB_ACTIVE, BatchStatus, FailureReason, JobStatus
-from omtx_hub.errors import Conflict
+from batches.services.transitions import apply_counts, jobs_transition, lock_batches
+from batches.states import BATCH_ACTIVE, BATCH_TERMINAL, JOB_ACTIVE, BatchStatus, FailureReason, JobStatus
+from omtx_hub.errors import Conflict, NotFound
+
+
+def _lock(batch: Batch) -> Batch:
+    """Lock `batch`'s row (the first lock of the transaction) and return it fresh."""
+    locked = lock_batches([batch.pk]).get(batch.pk)
+    if locked is None:
+        raise NotFound("No such batch.")
+    return locked
 
 
 def batch_cancel(*, batch: Batch) -> Batch:
@@ -17,33 +30,35 @@ def batch_cancel(*, batch: Batch) -> Batch:
     and a late result for a cancelled job is refused by its conditional update."""
     now = timezone.now()
     with transaction.atomic():
-        changed = Batch.objects.filter(pk=batch.pk, status__in=[BatchStatus.QUEUED, BatchStatus.RUNNING]).update(
-            status=BatchStatus.CANCELLED
-        )
-        if not changed:
-            batch.refresh_from_db()
-            raise Conflict(f"The batch is already {batch.status}.", code="batch_finished")
-        jobs_transition(
-            jobs=Job.objects.filter(batch=batch),
+        locked = _lock(batch)
+        if locked.status not in BATCH_ACTIVE:
+            raise Conflict(f"The batch is already {locked.status}.", code="batch_finished")
+        Batch.objects.filter(pk=locked.pk).update(status=BatchStatus.CANCELLED)
+        moved = jobs_transition(
+            jobs=Job.objects.filter(batch_id=locked.pk),
             sources=JOB_ACTIVE,
             target=JobStatus.CANCELLED,
+            now=now,
             failure_reason=FailureReason.CANCELLED,
             failure_message="cancelled by request",
             finished_at=now,
             lease_expires_at=None,
         )
-        apply_counts(batch.pk, {}, now=now)
+        if not moved:
+            # No job moved, so no counter update re-derived the status fields.
+            apply_counts(_lock(locked), {}, now=now)
     batch.refresh_from_db()
     return batch
 
 
 def batch_retry_failed(*, batch: Batch) -> int:
     """Queue the failed jobs again (and only those). Returns how many."""
-    if batch.status == BatchStatus.CANCELLED:
-        raise Conflict("A cancelled batch cannot be retried.", code="batch_cancelled")
     with transaction.atomic():
+        locked = _lock(batch)
+        if locked.status == BatchStatus.CANCELLED:
+            raise Conflict("A cancelled batch cannot be retried.", code="batch_cancelled")
         moved = jobs_transition(
-            jobs=Job.objects.filter(batch=batch),
+            jobs=Job.objects.filter(batch_id=locked.pk),
             sources=(JobStatus.FAILED,),
             target=JobStatus.QUEUED,
             attempts=0,
@@ -53,28 +68,36 @@ def batch_retry_failed(*, batch: Batch) -> int:
             finished_at=None,
             call_id="",
         )
-    if not moved:
-        raise Conflict("The batch has no failed jobs to retry.", code="nothing_to_retry")
+        if not moved:
+            raise Conflict("The batch has no failed jobs to retry.", code="nothing_to_retry")
     batch.refresh_from_db()
     return moved
 
 
 def batch_delete(*, batch: Batch) -> None:
-    """Delete a finished batch, its jobs and their artifacts."""
-    batch.refresh_from_db()
-    if batch.status not in BATCH_TERMINAL:
-        raise Conflict("The batch is still running; cancel it first.", code="batch_active")
-    artifacts = list(Job.objects.filter(batch=batch).exclude(artifact="").values_list("artifact", flat=True))
-    batch.delete()
-    # Files after the rows: a crash in between leaves orphan files, never a row
-    # pointing at a missing file.
-    for name in artifacts:
+    """Delete a finished batch, its jobs and the artifacts no other job shares."""
+    with transaction.atomic():
+        locked = _lock(batch)
+        if locked.status not in BATCH_TERMINAL:
+            raise Conflict("The batch is still running; cancel it first.", code="batch_active")
+        names = Job.objects.filter(batch_id=locked.pk).exclude(artifact="").values("artifact")
+        artifacts = {row["artifact"] for row in names}
+        # A reused prediction shares its first job's file across batches.
+        shared = set(
+            Job.objects.exclude(batch_id=locked.pk).filter(artifact__in=names).values_list("artifact", flat=True)
+        )
+        locked.delete()
+    # Files after the rows commit: a crash in between leaves orphan files,
+    # never a row pointing at a missing file.
+    for name in artifacts - shared:
         default_storage.delete(name)
 
 
 def batch_set_priority(*, batch: Batch, priority: int) -> None:
-    """Re-prioritise a batch; its queued jobs carry the priority the claim query sorts on."""
+    """Re-prioritise a batch; the claim orders a user's batches by it."""
     with transaction.atomic():
-        Batch.objects.filter(pk=batch.pk).update(priority=priority, version=F("version") + 1)
-        Job.objects.filter(batch=batch, status=JobStatus.QUEUED).update(priority=priority)
+        locked = _lock(batch)
+        apply_counts(locked, {})
+        Batch.objects.filter(pk=locked.pk).update(priority=priority)
+        Job.objects.filter(batch_id=locked.pk, status=JobStatus.QUEUED).update(priority=priority)
     batch.priority = priority

@@ -158,6 +158,15 @@ def _manifest(prepared: Prepared, target: Target) -> dict[str, Any]:
     }
 
 
+def reuse_key(*, manifest: dict[str, Any], canonical_smiles: str) -> str:
+    """Equal keys are the same prediction: model, version, weights, parameters,
+    target and canonical ligand (DESIGN §5)."""
+    fields = {
+        key: manifest[key] for key in ("model", "model_version", "weights_revision", "parameters", "target_sha256")
+    }
+    return request_fingerprint({**fields, "ligand": canonical_smiles})
+
+
 def _store(owner: User, submission: Submission, prepared: Prepared, key: str | None, request_sha256: str) -> Batch:
     accepted = prepared.report.accepted
     sequence = prepared.protein.sequence
@@ -184,6 +193,7 @@ def _store(owner: User, submission: Submission, prepared: Prepared, key: str | N
             validation_report=prepared.report.summary(),
             manifest=_manifest(prepared, target),
         )
+        manifest = batch.manifest
         Job.objects.bulk_create(
             (
                 Job(
@@ -195,6 +205,7 @@ def _store(owner: User, submission: Submission, prepared: Prepared, key: str | N
                     input_smiles=ok.smiles,
                     canonical_smiles=ok.canonical_smiles,
                     inchikey=ok.inchikey,
+                    reuse_key=reuse_key(manifest=manifest, canonical_smiles=ok.canonical_smiles),
                 )
                 for ok in accepted
             ),

@@ -1,18 +1,28 @@
 """Job transitions and the batch counters they move, in one transaction.
 
-Every transition is a conditional UPDATE … WHERE status = <expected>; only the
-rows it changed move the counters, so a crash, a retry or two dispatchers can
-never double-count. The batch's status is derived from its counters inside the
-same transaction, so a batch can never be left "stuck" at 99 %.
+Rules every writer of job rows follows (DESIGN §3):
+- Lock order: the batch rows first, in primary-key order (`lock_batches`), then
+  the job rows. Cancel, retry, delete, claim, ingest and reap all take the
+  batch lock before touching jobs, so two of them can never wait on each other
+  in a cycle. The one exception, the lease heartbeat, only ever uses SKIP
+  LOCKED on job rows and never waits, so it cannot close a cycle either.
+- Every transition is a conditional UPDATE … WHERE status = <expected> (and,
+  for a job a dispatcher holds, AND claim_token = <its token>); only the rows
+  it changed move the counters, so a crash, a retry or two dispatchers can
+  never double-count.
+- The batch's counters, version and derived status change in one UPDATE per
+  batch per transaction, so a status read is one row and a batch can never be
+  left "stuck" at 99 %.
 """
 
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from batches.models import Batch, Job
@@ -37,64 +47,91 @@ def derive_status(batch: Batch) -> str:
     return BatchStatus.COMPLETED
 
 
-def apply_counts(batch_id: UUID, deltas: dict[str, int], *, now: datetime | None = None) -> None:
-    """Move the batch counters by `deltas` (job status → change) and re-derive
-    the batch status. Call inside the transaction that moved the jobs."""
+def lock_batches(batch_ids: Iterable[UUID | str]) -> dict[UUID, Batch]:
+    """Lock the batch rows, in primary-key order: the first lock of every
+    transaction that writes jobs. Deleted batches are simply absent.
+
+    SQLite ignores FOR UPDATE, but its IMMEDIATE transactions hold the whole
+    database for writing, which serialises writers just as strictly."""
+    ids = sorted({str(pk) for pk in batch_ids})
+    if not ids:
+        return {}
+    locked = Batch.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    return {batch.pk: batch for batch in locked}
+
+
+def apply_counts(batch: Batch, deltas: dict[str, int], *, now: datetime | None = None, reused: int = 0) -> None:
+    """Move `batch`'s counters by `deltas` (job status → change), bump its
+    version and re-derive its status, in one UPDATE. `batch` must have been
+    read by `lock_batches` in the current transaction."""
     now = now or timezone.now()
-    updates: dict[str, Any] = {COUNTER_FIELD[s]: F(COUNTER_FIELD[s]) + d for s, d in deltas.items() if d}
-    # The UPDATE takes the row lock that serialises concurrent transitions of
-    # one batch, so the read below sees every committed counter change.
-    Batch.objects.filter(pk=batch_id).update(version=F("version") + 1, **updates)
-    batch = Batch.objects.get(pk=batch_id)
+    fields: dict[str, Any] = {"version": batch.version + 1}
+    for status, delta in deltas.items():
+        if delta:
+            fields[COUNTER_FIELD[status]] = getattr(batch, COUNTER_FIELD[status]) + delta
+    if reused:
+        fields["n_reused"] = batch.n_reused + reused
+    for name, value in fields.items():
+        setattr(batch, name, value)
     status = derive_status(batch)
-    fields: dict[str, Any] = {}
     if status != batch.status:
-        fields["status"] = status
+        fields["status"] = batch.status = status
     if batch.started_at is None and status != BatchStatus.QUEUED:
-        fields["started_at"] = now
+        fields["started_at"] = batch.started_at = now
     if status in BATCH_TERMINAL and batch.finished_at is None:
-        fields["finished_at"] = now
+        fields["finished_at"] = batch.finished_at = now
     if status not in BATCH_TERMINAL and batch.finished_at is not None:
-        fields["finished_at"] = None
-    if fields:
-        Batch.objects.filter(pk=batch_id).update(**fields)
+        fields["finished_at"] = batch.finished_at = None
+    Batch.objects.filter(pk=batch.pk).update(**fields)
 
 
 def job_transition(*, job: Job, source: str, target: str, **fields: Any) -> bool:
     """Move one job from `source` to `target`; False if it was not in `source`."""
-    Job.check_transition(source, target)
-    with transaction.atomic():
-        changed = Job.objects.filter(pk=job.pk, status=source).update(status=target, **fields)
-        if changed != 1:
-            return False
-        apply_counts(job.batch_id, {source: -1, target: +1})
-    job.status = target
-    return True
+    moved = jobs_transition(jobs=Job.objects.filter(pk=job.pk), sources=(source,), target=target, **fields)
+    if moved:
+        job.status = target
+    return moved == 1
 
 
-def job_finish(*, job: Job, target: str, **fields: Any) -> bool:
-    """Move a job that is dispatched or running to `target`, whichever it is in."""
-    for source in (JobStatus.RUNNING, JobStatus.DISPATCHED):
-        if job_transition(job=job, source=source, target=target, **fields):
-            return True
-    return False
-
-
-def jobs_transition(*, jobs: QuerySet[Job], sources: tuple[str, ...], target: str, **fields: Any) -> int:
+def jobs_transition(
+    *,
+    jobs: QuerySet[Job],
+    sources: tuple[str, ...],
+    target: str,
+    now: datetime | None = None,
+    **fields: Any,
+) -> int:
     """Move every job of `jobs` that is in one of `sources` to `target`, with
-    the counters of every batch touched. Returns how many moved."""
+    the counters of every batch touched. Returns how many moved. Opens its own
+    transaction, or joins the caller's (which must not yet hold job locks)."""
     for source in sources:
         Job.check_transition(source, target)
-    moved = 0
     with transaction.atomic():
-        for source in sources:
-            # Row locks (PostgreSQL; SQLite holds the database lock for the
-            # whole IMMEDIATE transaction) keep the rows in `source` until the
-            # UPDATE, so the per-batch counts below are exact.
-            rows = list(jobs.filter(status=source).select_for_update().values_list("pk", "batch_id"))
-            for start in range(0, len(rows), CHUNK):
-                ids = [pk for pk, _ in rows[start : start + CHUNK]]
-                moved += Job.objects.filter(pk__in=ids, status=source).update(status=target, **fields)
-            for batch_id, count in Counter(batch_id for _, batch_id in rows).items():
-                apply_counts(batch_id, {source: -count, target: +count})
-    return moved
+        # An unlocked read finds the batches to lock; the locked read below is
+        # the one that counts.
+        batch_ids = set(jobs.filter(status__in=sources).values_list("batch_id", flat=True).distinct())
+        batches = lock_batches(batch_ids)
+        rows = list(
+            jobs.filter(status__in=sources, batch_id__in=list(batches))
+            .select_for_update(of=("self",))
+            .values_list("pk", "batch_id", "status")
+        )
+        ids = [pk for pk, _, _ in rows]
+        for start in range(0, len(ids), CHUNK):
+            Job.objects.filter(pk__in=ids[start : start + CHUNK], status__in=sources).update(status=target, **fields)
+        counts = Counter((batch_id, status) for _, batch_id, status in rows)
+        per_batch: dict[UUID, dict[str, int]] = {}
+        for (batch_id, source), count in counts.items():
+            deltas = per_batch.setdefault(batch_id, Counter())
+            deltas[source] -= count
+            deltas[target] += count
+        for batch_id, deltas in per_batch.items():
+            apply_counts(batches[batch_id], deltas, now=now)
+    return len(ids)
+
+
+def held_jobs(job_ids: Iterable[str], token: str) -> QuerySet[Job]:
+    """The jobs of `job_ids` that a dispatcher still holds under `token`."""
+    return Job.objects.filter(
+        pk__in=list(job_ids), claim_token=token, status__in=[JobStatus.DISPATCHED, JobStatus.RUNNING]
+    )

@@ -46,3 +46,6 @@ class FakeExecutor:
     def cancel(self, call_id: str) -> None:
         self.calls.pop(call_id, None)
         self.cancelled.append(call_id)
+
+    def shutdown(self) -> None:
+        self.calls.clear()

@@ -103,10 +103,11 @@ def test_create_runs_and_reports(owner_client: APIClient, run_all: Callable[[], 
 
 def test_status_while_running_has_rate_and_eta(make_batch: Callable[..., Batch], owner_client: APIClient) -> None:
     batch = make_batch()
-    from batches.services.transitions import job_finish, jobs_transition
+    from batches.services.transitions import jobs_transition
+    from batches.tests.test_transitions import finish
 
     jobs_transition(jobs=batch.jobs.all(), sources=(JobStatus.QUEUED,), target=JobStatus.DISPATCHED)
-    job_finish(job=batch.jobs.order_by("index")[0], target=JobStatus.SUCCEEDED)
+    finish(batch.jobs.order_by("index")[0], JobStatus.SUCCEEDED)
     progress = owner_client.get(f"{BATCHES}{batch.pk}/status").json()["progress"]
     assert progress["progress_percent"] == 25.0
     assert progress["jobs_per_second"] > 0

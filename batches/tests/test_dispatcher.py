@@ -10,7 +10,7 @@ from batches.engine.dispatcher import Dispatcher
 from batches.engine.local import LocalExecutor
 from batches.engine.types import JobInput, JobOutcome
 from batches.models import Batch, Job
-from batches.services.ingest import job_record_success
+from batches.services.ingest import Delivery, deliveries_apply
 from batches.services.lifecycle import batch_cancel
 from batches.states import BatchStatus, FailureReason, JobStatus
 from batches.tests.fakes import FakeExecutor, succeed
@@ -148,7 +148,9 @@ def test_cancel_is_honoured_when_a_late_result_arrives(make_batch: Callable[...,
     # One job's result arrives late, after the user cancelled.
     late = batch.jobs.get(name="ethanol")
     batch_cancel(batch=batch)
-    assert not job_record_success(job=late, outcome=succeed(JobInput(str(late.pk), late.name, late.input_smiles)))
+    outcome = succeed(JobInput(str(late.pk), late.name, late.input_smiles))
+    report = deliveries_apply(deliveries=[Delivery(batch.pk, late.claim_token, outcome)])
+    assert (report.applied, report.refused) == (0, 1)
     late.refresh_from_db()
     assert late.status == JobStatus.CANCELLED
     # The dispatcher then cancels the executor call.

@@ -1,12 +1,12 @@
 import signal
-import time
+import threading
 from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
 from batches.engine.dispatcher import Dispatcher
-from batches.selectors import queue_has_work
+from batches.engine.loop import serve
 
 
 class Command(BaseCommand):
@@ -19,26 +19,18 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=None, help="local pool size (0 = inline)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.stopping = False
+        self.stop = threading.Event()
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         dispatcher = Dispatcher.from_settings(workers=options["workers"])
-        try:
-            if options["once"]:
+        if options["once"]:
+            try:
                 dispatcher.run_once()
-            else:
-                self._loop(dispatcher, options["interval"], options["until_idle"])
-        finally:
-            dispatcher.shutdown()
-
-    def _loop(self, dispatcher: Dispatcher, interval: float, until_idle: bool) -> None:
+            finally:
+                dispatcher.shutdown()
+            return
         self.stdout.write("dispatcher running; Ctrl-C to stop")
-        while not self.stopping:
-            moved = dispatcher.run_once()
-            if until_idle and not dispatcher.calls and not moved and not queue_has_work():
-                break
-            if not moved:
-                time.sleep(interval)
+        serve(dispatcher, stop=self.stop, interval=options["interval"], until_idle=options["until_idle"])
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
-        self.stopping = True
+        self.stop.set()

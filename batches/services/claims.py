@@ -1,0 +1,250 @@
+"""A dispatcher's hold on jobs: claim, record calls, renew, release, reap.
+
+Set-based: one statement per step per batch at most, never one transaction
+per job. Every write after the claim is conditioned on the claim token, so a
+dispatcher that lost a job (reaped, cancelled, handed back) writes nothing.
+Lock order as in `transitions`: batch rows first, then jobs.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from batches.catalog import get_model
+from batches.models import Batch, Job
+from batches.services.retry import retry_decision
+from batches.services.transitions import CHUNK, apply_counts, held_jobs, lock_batches
+from batches.states import BATCH_ACTIVE, FailureReason, JobStatus
+
+HELD = (JobStatus.DISPATCHED, JobStatus.RUNNING)
+
+
+def claim_jobs(*, plan: list[tuple[UUID, int]], token: str, lease_seconds: int) -> list[Job]:
+    """Claim up to n ready jobs of each (batch, n) in `plan`, in input order,
+    stamping them with `token`. Returns the claimed jobs with batch and target."""
+    now = timezone.now()
+    claimed: list[UUID] = []
+    with transaction.atomic():
+        batches = lock_batches(batch_id for batch_id, _ in plan)
+        for batch_id, wanted in plan:
+            batch = batches.get(batch_id)
+            if batch is None or batch.status not in BATCH_ACTIVE or wanted <= 0:
+                continue
+            ready = Job.objects.filter(batch_id=batch_id, status=JobStatus.QUEUED).filter(
+                Q(not_before__isnull=True) | Q(not_before__lte=now)
+            )
+            ids = list(ready.order_by("index").values_list("pk", flat=True)[:wanted])
+            moved = Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED).update(
+                status=JobStatus.DISPATCHED,
+                claim_token=token,
+                attempts=F("attempts") + 1,
+                call_id="",
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                started_at=now,
+            )
+            if moved:
+                apply_counts(batch, {JobStatus.QUEUED: -moved, JobStatus.DISPATCHED: moved}, now=now)
+                claimed += ids
+    jobs = Job.objects.filter(pk__in=claimed, claim_token=token).select_related("batch__target")
+    return list(jobs.order_by("batch_id", "index"))
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Jobs of one batch a dispatcher holds under one claim token."""
+
+    batch_id: UUID
+    token: str
+    job_ids: tuple[str, ...]
+
+
+def record_calls(*, calls: dict[str, Hold]) -> int:
+    """Store each call id on the jobs it runs (call id → the jobs' hold), so a
+    dispatcher that adopts them after a crash polls the call instead of
+    spawning it again. Returns how many jobs were updated."""
+    updated = 0
+    with transaction.atomic():
+        lock_batches(hold.batch_id for hold in calls.values())
+        for call_id, hold in calls.items():
+            updated += held_jobs(hold.job_ids, hold.token).update(call_id=call_id)
+    return updated
+
+
+def mark_running(*, holds: Iterable[Hold]) -> int:
+    """dispatched → running for the jobs of calls the executor reports started."""
+    by_batch = _by_batch(holds)
+    moved_total = 0
+    with transaction.atomic():
+        batches = lock_batches(by_batch)
+        for batch_id, batch_holds in by_batch.items():
+            moved = sum(
+                held_jobs(h.job_ids, h.token).filter(status=JobStatus.DISPATCHED).update(status=JobStatus.RUNNING)
+                for h in batch_holds
+            )
+            if moved and batch_id in batches:
+                apply_counts(batches[batch_id], {JobStatus.DISPATCHED: -moved, JobStatus.RUNNING: moved})
+            moved_total += moved
+    return moved_total
+
+
+def renew_leases(*, tokens: Iterable[str], lease_seconds: int) -> int:
+    """The heartbeat: push out the lease of every job held under `tokens`.
+
+    It runs beside the dispatcher's other steps (its own thread and
+    connection), so it must never wait: rows another transaction has locked
+    (a cancel, an ingest) are skipped this beat and renewed on the next."""
+    tokens = list(tokens)
+    if not tokens:
+        return 0
+    expires = timezone.now() + timedelta(seconds=lease_seconds)
+    with transaction.atomic():
+        rows = Job.objects.filter(claim_token__in=tokens, status__in=HELD).select_for_update(skip_locked=True)
+        ids = list(rows.values_list("pk", flat=True))
+        renewed = 0
+        for start in range(0, len(ids), CHUNK):
+            renewed += Job.objects.filter(
+                pk__in=ids[start : start + CHUNK], claim_token__in=tokens, status__in=HELD
+            ).update(lease_expires_at=expires)
+    return renewed
+
+
+def still_held(*, holds: Iterable[Hold]) -> set[str]:
+    """Which of the held job ids are still ours: one query for all holds."""
+    condition = Q(pk__in=[])
+    for hold in holds:
+        condition |= Q(pk__in=list(hold.job_ids), claim_token=hold.token)
+    rows = Job.objects.filter(condition, status__in=HELD).values_list("pk", flat=True)
+    return {str(pk) for pk in rows}
+
+
+def release_jobs(*, holds: Iterable[Hold]) -> int:
+    """Hand held jobs back to the queue (a clean stop): the attempt is not
+    counted, and a job that moved on meanwhile is left alone."""
+    by_batch = _by_batch(holds)
+    released = 0
+    with transaction.atomic():
+        batches = lock_batches(by_batch)
+        for batch_id, batch_holds in by_batch.items():
+            deltas: dict[str, int] = defaultdict(int)
+            for hold in batch_holds:
+                for status in HELD:
+                    moved = (
+                        held_jobs(hold.job_ids, hold.token)
+                        .filter(status=status)
+                        .update(
+                            status=JobStatus.QUEUED,
+                            call_id="",
+                            lease_expires_at=None,
+                            attempts=F("attempts") - 1,
+                        )
+                    )
+                    deltas[status] -= moved
+                    deltas[JobStatus.QUEUED] += moved
+                    released += moved
+            if batch_id in batches:
+                apply_counts(batches[batch_id], deltas)
+    return released
+
+
+@dataclass
+class Reaped:
+    requeued: int = 0
+    failed: int = 0
+    # call id → (model, the adopted jobs' hold), for durable executors.
+    adopted: dict[str, tuple[str, Hold]] = field(default_factory=dict)
+
+
+def reap_expired(
+    *,
+    token: str,
+    lease_seconds: int,
+    durable_models: set[str],
+    exclude_tokens: Iterable[str] = (),
+    limit: int = CHUNK,
+) -> Reaped:
+    """Recover jobs whose lease ran out (their dispatcher died or hung).
+
+    A job whose call lives on in a durable executor (Modal) is adopted under
+    `token` and polled by its call id: never spawned twice. Any other job goes
+    back to the queue, or fails once its attempts are used up. SKIP LOCKED
+    leaves jobs that another reaper or a cancel is handling right now; the
+    reaper's own live jobs (`exclude_tokens`) are never its prey."""
+    now = timezone.now()
+    expired = Job.objects.filter(status__in=HELD, lease_expires_at__lt=now).exclude(
+        claim_token__in=list(exclude_tokens)
+    )
+    candidates = list(expired.values_list("batch_id", flat=True).distinct()[:limit])
+    reaped = Reaped()
+    with transaction.atomic():
+        batches = lock_batches(candidates)
+        rows = list(
+            expired.filter(batch_id__in=list(batches))
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", "batch_id", "status", "call_id", "attempts")[:limit]
+        )
+        per_batch: dict[UUID, list[tuple[UUID, str, str, int]]] = defaultdict(list)
+        for pk, batch_id, status, call_id, attempts in rows:
+            per_batch[batch_id].append((pk, status, call_id, attempts))
+        for batch_id, jobs in per_batch.items():
+            _reap_batch(batches[batch_id], jobs, token, lease_seconds, durable_models, now, reaped)
+    return reaped
+
+
+def _reap_batch(
+    batch: Batch,
+    jobs: list[tuple[UUID, str, str, int]],
+    token: str,
+    lease_seconds: int,
+    durable_models: set[str],
+    now: datetime,
+    reaped: Reaped,
+) -> None:
+    spec = get_model(batch.model)
+    deltas: dict[str, int] = defaultdict(int)
+    adopt: dict[str, list[UUID]] = defaultdict(list)
+    requeue: dict[tuple[str, int], list[UUID]] = defaultdict(list)
+    for pk, status, call_id, attempts in jobs:
+        if call_id and batch.model in durable_models:
+            adopt[call_id].append(pk)
+        else:
+            requeue[(status, attempts)].append(pk)
+    for (status, attempts), ids in requeue.items():
+        decision = retry_decision(
+            reason=FailureReason.EXECUTOR_ERROR, attempts=attempts, max_attempts=spec.max_attempts, now=now
+        )
+        moved = Job.objects.filter(pk__in=ids, status=status, lease_expires_at__lt=now).update(
+            status=decision.status,
+            not_before=decision.not_before,
+            finished_at=decision.finished_at,
+            failure_reason=FailureReason.EXECUTOR_ERROR,
+            failure_message="lease expired: the dispatcher holding this job stopped",
+            call_id="",
+            lease_expires_at=None,
+        )
+        deltas[status] -= moved
+        deltas[decision.status] += moved
+        if decision.status == JobStatus.QUEUED:
+            reaped.requeued += moved
+        else:
+            reaped.failed += moved
+    expires = now + timedelta(seconds=lease_seconds)
+    for call_id, ids in adopt.items():
+        Job.objects.filter(pk__in=ids, status__in=HELD, call_id=call_id, lease_expires_at__lt=now).update(
+            claim_token=token, lease_expires_at=expires
+        )
+        reaped.adopted[call_id] = (batch.model, Hold(batch.pk, token, tuple(str(pk) for pk in ids)))
+    if any(deltas.values()):
+        apply_counts(batch, dict(deltas), now=now)
+
+
+def _by_batch(holds: Iterable[Hold]) -> dict[UUID, list[Hold]]:
+    grouped: dict[UUID, list[Hold]] = defaultdict(list)
+    for hold in holds:
+        grouped[hold.batch_id].append(hold)
+    return grouped
