@@ -6,14 +6,14 @@ dispatcher that lost a job (reaped, cancelled, handed back) writes nothing.
 Lock order as in `transitions`: batch rows first, then jobs.
 """
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from batches.catalog import get_model
@@ -39,8 +39,11 @@ def claim_jobs(*, plan: list[tuple[UUID, int]], token: str, lease_seconds: int) 
             ready = Job.objects.filter(batch_id=batch_id, status=JobStatus.QUEUED).filter(
                 Q(not_before__isnull=True) | Q(not_before__lte=now)
             )
-            ids = list(ready.order_by("index").values_list("pk", flat=True)[:wanted])
-            moved = Job.objects.filter(pk__in=ids, status=JobStatus.QUEUED).update(
+            # One conditional UPDATE … WHERE id IN (the first `wanted` ready
+            # jobs in input order): the status condition and the row count
+            # are the same statement's.
+            first = ready.order_by("index").values("pk")[:wanted]
+            moved = Job.objects.filter(pk__in=Subquery(first)).update(
                 status=JobStatus.DISPATCHED,
                 claim_token=token,
                 attempts=F("attempts") + 1,
@@ -50,9 +53,9 @@ def claim_jobs(*, plan: list[tuple[UUID, int]], token: str, lease_seconds: int) 
             )
             if moved:
                 apply_counts(batch, {JobStatus.QUEUED: -moved, JobStatus.DISPATCHED: moved}, now=now)
-                claimed += ids
-    jobs = Job.objects.filter(pk__in=claimed, claim_token=token).select_related("batch__target")
-    return list(jobs.order_by("batch_id", "index"))
+                claimed.append(batch_id)
+    jobs = Job.objects.filter(batch_id__in=claimed, claim_token=token, status=JobStatus.DISPATCHED)
+    return list(jobs.select_related("batch__target").order_by("batch_id", "index"))
 
 
 @dataclass(frozen=True)
@@ -166,59 +169,48 @@ def reap_expired(
     lease_seconds: int,
     durable_models: set[str],
     exclude_tokens: Iterable[str] = (),
-    limit: int = CHUNK,
+    limit: int = 100,
 ) -> Reaped:
     """Recover jobs whose lease ran out (their dispatcher died or hung).
 
     A job whose call lives on in a durable executor (Modal) is adopted under
     `token` and polled by its call id: never spawned twice. Any other job goes
-    back to the queue, or fails once its attempts are used up. SKIP LOCKED
-    leaves jobs that another reaper or a cancel is handling right now; the
-    reaper's own live jobs (`exclude_tokens`) are never its prey."""
+    back to the queue, or fails once its attempts are used up. Batches another
+    transaction holds (another reaper, a cancel) are skipped, not waited for;
+    the reaper's own live jobs (`exclude_tokens`) are never its prey, and a
+    lease the heartbeat renewed meanwhile fails the UPDATE's condition."""
     now = timezone.now()
     expired = Job.objects.filter(status__in=HELD, lease_expires_at__lt=now).exclude(
         claim_token__in=list(exclude_tokens)
     )
-    candidates = list(expired.values_list("batch_id", flat=True).distinct()[:limit])
+    candidates = list(expired.order_by().values_list("batch_id", flat=True).distinct()[:limit])
     reaped = Reaped()
     with transaction.atomic():
-        batches = lock_batches(candidates)
-        rows = list(
-            expired.filter(batch_id__in=list(batches))
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("pk", "batch_id", "status", "call_id", "attempts")[:limit]
-        )
-        per_batch: dict[UUID, list[tuple[UUID, str, str, int]]] = defaultdict(list)
-        for pk, batch_id, status, call_id, attempts in rows:
-            per_batch[batch_id].append((pk, status, call_id, attempts))
-        for batch_id, jobs in per_batch.items():
-            _reap_batch(batches[batch_id], jobs, token, lease_seconds, durable_models, now, reaped)
+        for batch in lock_batches(candidates, skip_locked=True).values():
+            _reap_batch(batch, expired.filter(batch_id=batch.pk), token, lease_seconds, durable_models, now, reaped)
     return reaped
 
 
 def _reap_batch(
     batch: Batch,
-    jobs: list[tuple[UUID, str, str, int]],
+    expired: QuerySet[Job],
     token: str,
     lease_seconds: int,
     durable_models: set[str],
     now: datetime,
     reaped: Reaped,
 ) -> None:
+    if batch.model in durable_models:
+        _adopt(batch, expired.exclude(call_id=""), token, lease_seconds, now, reaped)
+        expired = expired.filter(call_id="")
     spec = get_model(batch.model)
-    deltas: dict[str, int] = defaultdict(int)
-    adopt: dict[str, list[UUID]] = defaultdict(list)
-    requeue: dict[tuple[str, int], list[UUID]] = defaultdict(list)
-    for pk, status, call_id, attempts in jobs:
-        if call_id and batch.model in durable_models:
-            adopt[call_id].append(pk)
-        else:
-            requeue[(status, attempts)].append(pk)
-    for (status, attempts), ids in requeue.items():
+    deltas: Counter[str] = Counter()
+    groups = expired.order_by().values_list("status", "attempts").distinct()
+    for status, attempts in list(groups):
         decision = retry_decision(
             reason=FailureReason.EXECUTOR_ERROR, attempts=attempts, max_attempts=spec.max_attempts, now=now
         )
-        moved = Job.objects.filter(pk__in=ids, status=status, lease_expires_at__lt=now).update(
+        moved = expired.filter(status=status, attempts=attempts).update(
             status=decision.status,
             not_before=decision.not_before,
             finished_at=decision.finished_at,
@@ -233,14 +225,22 @@ def _reap_batch(
             reaped.requeued += moved
         else:
             reaped.failed += moved
-    expires = now + timedelta(seconds=lease_seconds)
-    for call_id, ids in adopt.items():
-        Job.objects.filter(pk__in=ids, status__in=HELD, call_id=call_id, lease_expires_at__lt=now).update(
-            claim_token=token, lease_expires_at=expires
-        )
-        reaped.adopted[call_id] = (batch.model, Hold(batch.pk, token, tuple(str(pk) for pk in ids)))
     if any(deltas.values()):
         apply_counts(batch, dict(deltas), now=now)
+
+
+def _adopt(batch: Batch, expired: QuerySet[Job], token: str, lease_seconds: int, now: datetime, reaped: Reaped) -> None:
+    """Take over the jobs of calls that outlived their dispatcher."""
+    expires = now + timedelta(seconds=lease_seconds)
+    for call_id in list(expired.order_by().values_list("call_id", flat=True).distinct()):
+        if expired.filter(call_id=call_id).update(claim_token=token, lease_expires_at=expires):
+            ids = held_jobs_of_call(call_id, token)
+            reaped.adopted[call_id] = (batch.model, Hold(batch.pk, token, ids))
+
+
+def held_jobs_of_call(call_id: str, token: str) -> tuple[str, ...]:
+    rows = Job.objects.filter(claim_token=token, call_id=call_id, status__in=HELD).values_list("pk", flat=True)
+    return tuple(str(pk) for pk in rows)
 
 
 def _by_batch(holds: Iterable[Hold]) -> dict[UUID, list[Hold]]:

@@ -102,7 +102,7 @@ def _apply_batch(batch_id: UUID, deliveries: list[Delivery], saved: dict[str, st
     for delivery in deliveries:
         tokens[delivery.token].append(delivery.outcome.job_id)
     for token, ids in tokens.items():
-        rows = held_jobs(ids, token).select_for_update(of=("self",)).values_list("pk", "status", "attempts")
+        rows = held_jobs(ids, token).values_list("pk", "status", "attempts")
         held.update({str(pk): (status, attempts) for pk, status, attempts in rows})
     spec = get_model(batch.model)
     now = timezone.now()

@@ -47,16 +47,17 @@ def derive_status(batch: Batch) -> str:
     return BatchStatus.COMPLETED
 
 
-def lock_batches(batch_ids: Iterable[UUID | str]) -> dict[UUID, Batch]:
+def lock_batches(batch_ids: Iterable[UUID | str], *, skip_locked: bool = False) -> dict[UUID, Batch]:
     """Lock the batch rows, in primary-key order: the first lock of every
-    transaction that writes jobs. Deleted batches are simply absent.
+    transaction that writes jobs. Deleted batches (and, with `skip_locked`,
+    batches another transaction holds) are absent from the result.
 
     SQLite ignores FOR UPDATE, but its IMMEDIATE transactions hold the whole
     database for writing, which serialises writers just as strictly."""
     ids = sorted({str(pk) for pk in batch_ids})
     if not ids:
         return {}
-    locked = Batch.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    locked = Batch.objects.select_for_update(skip_locked=skip_locked).filter(pk__in=ids).order_by("pk")
     return {batch.pk: batch for batch in locked}
 
 
@@ -103,31 +104,25 @@ def jobs_transition(
 ) -> int:
     """Move every job of `jobs` that is in one of `sources` to `target`, with
     the counters of every batch touched. Returns how many moved. Opens its own
-    transaction, or joins the caller's (which must not yet hold job locks)."""
+    transaction, or joins the caller's (which must not hold job-row locks of
+    another batch, or the lock order breaks)."""
     for source in sources:
         Job.check_transition(source, target)
+    moved = 0
     with transaction.atomic():
-        # An unlocked read finds the batches to lock; the locked read below is
-        # the one that counts.
+        # An unlocked read finds the batches to lock; under their locks, each
+        # conditional UPDATE's row count is exact and moves the counters.
         batch_ids = set(jobs.filter(status__in=sources).values_list("batch_id", flat=True).distinct())
-        batches = lock_batches(batch_ids)
-        rows = list(
-            jobs.filter(status__in=sources, batch_id__in=list(batches))
-            .select_for_update(of=("self",))
-            .values_list("pk", "batch_id", "status")
-        )
-        ids = [pk for pk, _, _ in rows]
-        for start in range(0, len(ids), CHUNK):
-            Job.objects.filter(pk__in=ids[start : start + CHUNK], status__in=sources).update(status=target, **fields)
-        counts = Counter((batch_id, status) for _, batch_id, status in rows)
-        per_batch: dict[UUID, dict[str, int]] = {}
-        for (batch_id, source), count in counts.items():
-            deltas = per_batch.setdefault(batch_id, Counter())
-            deltas[source] -= count
-            deltas[target] += count
-        for batch_id, deltas in per_batch.items():
-            apply_counts(batches[batch_id], deltas, now=now)
-    return len(ids)
+        for batch in lock_batches(batch_ids).values():
+            deltas: Counter[str] = Counter()
+            for source in sources:
+                count = jobs.filter(batch_id=batch.pk, status=source).update(status=target, **fields)
+                deltas[source] -= count
+                deltas[target] += count
+                moved += count
+            if any(deltas.values()):
+                apply_counts(batch, dict(deltas), now=now)
+    return moved
 
 
 def held_jobs(job_ids: Iterable[str], token: str) -> QuerySet[Job]:

@@ -20,13 +20,13 @@ class FakeExecutor:
     name = "local"
     durable = False
 
-    def __init__(self, script: Script = succeed) -> None:
+    def __init__(self, script: Script = succeed, *, hold: bool = False) -> None:
         self.script = script
         self.calls: dict[str, ChunkRequest] = {}
         self.cancelled: list[str] = []
         self.submitted: list[ChunkRequest] = []
         self.call_error: tuple[str, str] | None = None
-        self.hold = False
+        self.hold = hold
 
     def submit(self, request: ChunkRequest, *, timeout_seconds: int) -> str:
         call_id = f"fake-{uuid.uuid4()}"
