@@ -56,6 +56,10 @@ LIGAND_PROFILE = ModelSpec(
     weights_revision="rdkit",
 )
 
+# A3M of a few thousand sequences for a 300-residue target; larger alignments add little and
+# would ride along in every chunk sent to Modal and in the batch row.
+MAX_MSA_CHARS = 1024 * 1024
+
 BOLTZ2 = ModelSpec(
     name="boltz2",
     version="2.2.1",
@@ -65,7 +69,7 @@ BOLTZ2 = ModelSpec(
         "lower is stronger. affinity_probability_binary is the probability of being a binder."
     ),
     executor=settings.OMTX_BOLTZ2_EXECUTOR,
-    gpu="A100",
+    gpu="A100-40GB",  # deploy/boltz_modal_app.py GPU (tested)
     timeout_seconds=1800,
     chunk_size=8,
     max_attempts=3,
@@ -79,6 +83,15 @@ BOLTZ2 = ModelSpec(
         "diffusion_samples_affinity": Param(int, 5, minimum=1, maximum=25),
         "affinity_mw_correction": Param(bool, False),
         "seed": Param(int, 0, minimum=0, maximum=2**31 - 1),
+        "msa": Param(
+            str,
+            "",
+            description=(
+                "Your own MSA for the target, as A3M text whose first sequence is the target. "
+                "Used instead of the MSA server; at most 1 MiB (trim to a few thousand sequences)."
+            ),
+            max_length=MAX_MSA_CHARS,
+        ),
     },
     outputs=(
         OutputField(
@@ -99,13 +112,62 @@ BOLTZ2 = ModelSpec(
         ),
         OutputField("pic50", "pIC50", "−log10(IC50 / M)", "higher", description="6 − affinity_pred_value."),
         OutputField("delta_g", "ΔG (estimate)", "kcal/mol", "lower", description="−(6 − affinity_pred_value) × 1.364."),
-        OutputField("confidence_score", "Confidence", "", "higher", column=True),
-        OutputField("ptm", "pTM", "", "higher"),
-        OutputField("iptm", "ipTM", "", "higher"),
-        OutputField("complex_plddt", "Complex pLDDT", "", "higher"),
+        OutputField(
+            "confidence_score",
+            "Confidence",
+            "",
+            "higher",
+            column=True,
+            description="Boltz's ranking score: 0.8 × complex pLDDT + 0.2 × ipTM (pTM for one chain), 0–1.",
+        ),
+        OutputField("ptm", "pTM", "", "higher", description="Predicted TM-score of the complex (0–1)."),
+        OutputField("iptm", "ipTM", "", "higher", description="Interface pTM between the chains (0–1)."),
+        OutputField(
+            "ligand_iptm", "Ligand ipTM", "", "higher", description="Interface pTM of the ligand to the protein (0–1)."
+        ),
+        OutputField(
+            "protein_iptm", "Protein ipTM", "", "higher", description="Protein–protein ipTM (0 with one chain)."
+        ),
+        OutputField("complex_plddt", "Complex pLDDT", "", "higher", description="Mean predicted lDDT (0–1)."),
+        OutputField(
+            "complex_iplddt", "Interface pLDDT", "", "higher", description="pLDDT weighted to the interface (0–1)."
+        ),
+        OutputField("complex_pde", "Complex PDE", "Å", "lower", description="Mean predicted distance error."),
+        OutputField(
+            "complex_ipde", "Interface PDE", "Å", "lower", description="Predicted distance error at the interface."
+        ),
+        OutputField(
+            "affinity_pred_value1",
+            "Predicted affinity (model 1)",
+            "log10(IC50 / µM)",
+            "lower",
+            description="First member of the affinity ensemble.",
+        ),
+        OutputField(
+            "affinity_pred_value2",
+            "Predicted affinity (model 2)",
+            "log10(IC50 / µM)",
+            "lower",
+            description="Second member of the affinity ensemble.",
+        ),
+        OutputField(
+            "affinity_probability_binary1",
+            "Binder probability (model 1)",
+            "",
+            "higher",
+            description="First member of the affinity ensemble (0–1).",
+        ),
+        OutputField(
+            "affinity_probability_binary2",
+            "Binder probability (model 2)",
+            "",
+            "higher",
+            description="Second member of the affinity ensemble (0–1).",
+        ),
     ),
     default_rank="affinity_probability_binary",
-    seconds_per_ligand=60.0,
+    # On-paper A100-40GB time per ligand in chunks of 8 (docs/execution.md, "Cost of a chunk").
+    seconds_per_ligand=30.0,
     weights_revision="boltz2_conf.ckpt+boltz2_aff.ckpt",
 )
 

@@ -32,6 +32,8 @@ class Param:
     maximum: float | None = None
     choices: tuple[Any, ...] = ()
     description: str = ""
+    # For str parameters: a cap on length, so a pasted file cannot bloat every batch row.
+    max_length: int | None = None
 
     def clean(self, name: str, value: Any) -> Any:
         if self.kind is bool:
@@ -42,6 +44,12 @@ class Param:
             raise InvalidInput(f"Parameter {name!r} must be an integer.", details={name: value})
         if self.kind is str and not isinstance(value, str):
             raise InvalidInput(f"Parameter {name!r} must be a string.", details={name: value})
+        if self.kind is str and self.max_length is not None and len(value) > self.max_length:
+            # The value is not echoed back: it is the thing that is too large.
+            raise InvalidInput(
+                f"Parameter {name!r} is longer than {self.max_length} characters.",
+                details={name: f"{len(value)} characters"},
+            )
         if self.choices and value not in self.choices:
             raise InvalidInput(f"Parameter {name!r} must be one of {list(self.choices)}.", details={name: value})
         if self.minimum is not None and value < self.minimum:

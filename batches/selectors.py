@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import F, FloatField, Q, QuerySet
 from django.db.models.fields.json import KT
@@ -67,17 +68,33 @@ def queue_has_work() -> bool:
     return Job.objects.filter(status=JobStatus.QUEUED).exists()
 
 
+def work_estimate(spec_name: str, jobs: int) -> dict[str, Any]:
+    """Worker (GPU) seconds and cost of `jobs` predictions, from the model's
+    per-ligand estimate and OMTX_GPU_PRICE_PER_SECOND: an estimate, not a bill."""
+    spec = get_model(spec_name)
+    seconds = jobs * spec.seconds_per_ligand
+    gpu_seconds = seconds if spec.gpu else 0.0
+    return {
+        "jobs": jobs,
+        "worker_seconds": round(seconds, 1),
+        "gpu": spec.gpu,
+        "gpu_seconds": round(gpu_seconds, 1),
+        "cost_usd": round(gpu_seconds * settings.OMTX_GPU_PRICE_PER_SECOND, 2),
+    }
+
+
 def batch_progress(batch: Batch) -> dict[str, Any]:
-    """Counts, progress and an ETA from the batch row alone: O(1) in jobs."""
+    """Counts, progress, throughput and an ETA from the batch row alone: O(1)
+    in jobs. Throughput counts executed jobs only: reused and cancelled jobs
+    cost nothing and would make a batch look thousands of times faster."""
     finished = batch.n_finished
+    executed = batch.n_succeeded - batch.n_reused + batch.n_failed
     total = batch.n_total
-    rate = None
-    eta = None
-    if batch.started_at and finished:
+    rate = eta = None
+    if batch.started_at and executed:
         end = batch.finished_at or timezone.now()
-        elapsed = max((end - batch.started_at).total_seconds(), 1e-3)
-        rate = finished / elapsed
-        if batch.n_active and rate > 0:
+        rate = executed / max((end - batch.started_at).total_seconds(), 1e-3)
+        if batch.n_active:
             eta = batch.n_active / rate
     return {
         "total": total,
@@ -85,12 +102,17 @@ def batch_progress(batch: Batch) -> dict[str, Any]:
         "dispatched": batch.n_dispatched,
         "running": batch.n_running,
         "succeeded": batch.n_succeeded,
+        "reused": batch.n_reused,
         "failed": batch.n_failed,
         "cancelled": batch.n_cancelled,
         "rejected": batch.ligands_rejected,
         "progress_percent": round(100.0 * finished / total, 2) if total else 100.0,
         "jobs_per_second": round(rate, 3) if rate is not None else None,
         "eta_seconds": round(eta, 1) if eta is not None else None,
+        # The observed average can drift either way as the queue and the
+        # executor's capacity change; the range says so instead of one number.
+        "eta_seconds_range": [round(eta * 0.75, 1), round(eta * 1.5, 1)] if eta is not None else None,
+        "remaining": work_estimate(batch.model, batch.n_active),
     }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import dj_database_url
 import django_stubs_ext
 
-from omtx_hub.env import env_bool, env_int, env_list, env_str
+from omtx_hub.env import env_bool, env_float, env_int, env_list, env_str
 
 # Lets `admin.ModelAdmin[Batch]` and friends be subscripted at run time.
 django_stubs_ext.monkeypatch()
@@ -176,9 +176,16 @@ OMTX_DISPATCHER_CAPACITY = env_int("OMTX_DISPATCHER_CAPACITY", OMTX_MAX_IN_FLIGH
 # Renewed by each dispatcher's heartbeat every quarter lease; a dead
 # dispatcher's jobs are recovered after this.
 OMTX_LEASE_SECONDS = env_int("OMTX_LEASE_SECONDS", 60, minimum=2)
+# First retry of a transient failure waits this long; each next one twice as long (≤ 600 s).
+# For estimates only: A100-40GB on Modal, USD per GPU-second (docs/execution.md).
+OMTX_GPU_PRICE_PER_SECOND = env_float("OMTX_GPU_PRICE_PER_SECOND", 0.000583, minimum=0.0)
+OMTX_RETRY_BACKOFF_SECONDS = env_float("OMTX_RETRY_BACKOFF_SECONDS", 10.0, minimum=0.0)
 OMTX_BOLTZ2_EXECUTOR = env_str("OMTX_BOLTZ2_EXECUTOR", "modal")
 MODAL_TOKEN_ID = env_str("MODAL_TOKEN_ID", "")
 MODAL_TOKEN_SECRET = env_str("MODAL_TOKEN_SECRET", "")
+# The deployed Modal app and its class (deploy/boltz_modal_app.py; docs/execution.md).
+OMTX_MODAL_APP = env_str("OMTX_MODAL_APP", "omtx-boltz2")
+OMTX_MODAL_CLASS = env_str("OMTX_MODAL_CLASS", "Boltz2")
 OMTX_MAX_LIGANDS_PER_BATCH = env_int("OMTX_MAX_LIGANDS_PER_BATCH", 100_000, minimum=1)
 
 # Seed variables that later layers read; parsed here so bad values fail at start.

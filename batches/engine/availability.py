@@ -1,6 +1,5 @@
-from django.conf import settings
-
 from batches.engine.local import LOCAL_RUNNERS
+from batches.engine.modal_executor import modal_problem
 from batches.registry import ModelSpec
 from omtx_hub.errors import Unavailable
 
@@ -10,11 +9,13 @@ def check_executor(spec: ModelSpec) -> None:
     if spec.executor == "local" and spec.name in LOCAL_RUNNERS:
         return
     if spec.executor == "modal":
-        configured = bool(settings.MODAL_TOKEN_ID and settings.MODAL_TOKEN_SECRET)
+        problem = modal_problem(spec.name)
+        if not problem:
+            return
         raise Unavailable(
-            f"{spec.name} runs on Modal GPUs, and this deployment cannot dispatch to Modal yet"
-            + ("" if configured else " (MODAL_TOKEN_ID / MODAL_TOKEN_SECRET are not set)")
-            + ". Use model ligand-profile, or a hub with the Modal executor.",
+            f"{spec.name} runs on Modal GPUs, and this deployment cannot dispatch to Modal: {problem}. "
+            "Use model ligand-profile, or a hub with the Modal executor configured.",
             code="model_unavailable",
+            details={"reason": problem},
         )
     raise Unavailable(f"The {spec.executor} executor cannot run {spec.name}.", code="model_unavailable")

@@ -27,9 +27,10 @@ from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import close_old_connections, connection
 
-from batches.catalog import MODELS, get_model
+from batches.catalog import BOLTZ2, MODELS, get_model
 from batches.engine.fairness import claim_plan
 from batches.engine.local import LocalExecutor
+from batches.engine.modal_executor import ModalExecutor, modal_problem
 from batches.engine.types import ChunkRequest, Executor, ExecutorUnavailable, JobInput, JobOutcome, PollResult
 from batches.models import Job
 from batches.selectors import dispatch_queue, reusable_results
@@ -81,8 +82,13 @@ class Dispatcher:
 
     @classmethod
     def from_settings(cls, *, workers: int | None = None) -> "Dispatcher":
-        local = LocalExecutor(settings.OMTX_EXECUTOR_WORKERS if workers is None else workers)
-        return cls(executors={"local": local})
+        """The local pool always; the Modal executor when its credentials are set."""
+        executors: dict[str, Executor] = {
+            "local": LocalExecutor(settings.OMTX_EXECUTOR_WORKERS if workers is None else workers)
+        }
+        if not modal_problem(BOLTZ2.name):
+            executors["modal"] = ModalExecutor.from_settings()
+        return cls(executors=executors)
 
     @property
     def in_flight(self) -> int:

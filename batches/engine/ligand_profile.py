@@ -10,7 +10,7 @@ from rdkit import Chem
 from rdkit.Chem import QED, AllChem, Crippen, Descriptors, Lipinski, rdMolDescriptors
 from rdkit.Chem.FilterCatalog import FilterCatalog, FilterCatalogParams
 
-from batches.engine.types import ChunkRequest, JobInput, JobOutcome
+from batches.engine.types import JobInput, JobOutcome
 
 
 @cache
@@ -84,6 +84,7 @@ def _minimise(mol_h: Chem.Mol, force_field: str, iterations: int) -> float | Non
 
 
 def profile_one(job: JobInput, params: dict[str, Any]) -> JobOutcome:
+    """Profile one ligand. The protein is not used: this model profiles ligands only, and says so."""
     mol = Chem.MolFromSmiles(job.smiles)
     if mol is None:
         return JobOutcome(job.job_id, ok=False, failure_reason="invalid_input", message="RDKit cannot parse the SMILES")
@@ -98,8 +99,3 @@ def profile_one(job: JobInput, params: dict[str, Any]) -> JobOutcome:
     return JobOutcome(
         job.job_id, ok=True, metrics=metrics, artifact_name=f"{job.job_id}.sdf", artifact_content=sdf.encode()
     )
-
-
-def run_chunk(request: ChunkRequest) -> list[JobOutcome]:
-    # The protein is not used: this model profiles ligands only, and says so.
-    return [profile_one(job, request.params) for job in request.jobs]

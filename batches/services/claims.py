@@ -19,7 +19,7 @@ from django.utils import timezone
 from batches.catalog import get_model
 from batches.models import Batch, Job
 from batches.services.retry import retry_decision
-from batches.services.transitions import CHUNK, apply_counts, held_jobs, lock_batches
+from batches.services.transitions import CHUNK, apply_counts, held_jobs, lock_batches, update_held_rows
 from batches.states import BATCH_ACTIVE, FailureReason, JobStatus
 
 HELD = (JobStatus.DISPATCHED, JobStatus.RUNNING)
@@ -71,11 +71,14 @@ def record_calls(*, calls: dict[str, Hold]) -> int:
     """Store each call id on the jobs it runs (call id → the jobs' hold), so a
     dispatcher that adopts them after a crash polls the call instead of
     spawning it again. Returns how many jobs were updated."""
+    by_token: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for call_id, hold in calls.items():
+        by_token[hold.token] += [(job_id, call_id) for job_id in hold.job_ids]
     updated = 0
     with transaction.atomic():
         lock_batches(hold.batch_id for hold in calls.values())
-        for call_id, hold in calls.items():
-            updated += held_jobs(hold.job_ids, hold.token).update(call_id=call_id)
+        for token, rows in by_token.items():
+            updated += update_held_rows(token=token, fields=("call_id",), rows=rows)
     return updated
 
 
@@ -119,9 +122,12 @@ def renew_leases(*, tokens: Iterable[str], lease_seconds: int) -> int:
 
 def still_held(*, holds: Iterable[Hold]) -> set[str]:
     """Which of the held job ids are still ours: one query for all holds."""
-    condition = Q(pk__in=[])
+    by_token: dict[str, list[str]] = defaultdict(list)
     for hold in holds:
-        condition |= Q(pk__in=list(hold.job_ids), claim_token=hold.token)
+        by_token[hold.token] += hold.job_ids
+    condition = Q(pk__in=[])
+    for token, job_ids in by_token.items():
+        condition |= Q(pk__in=job_ids, claim_token=token)
     rows = Job.objects.filter(condition, status__in=HELD).values_list("pk", flat=True)
     return {str(pk) for pk in rows}
 

@@ -8,7 +8,7 @@ refused and counted; its artifact is removed.
 """
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,10 +21,9 @@ from django.utils import timezone
 
 from batches.catalog import get_model
 from batches.engine.types import JobOutcome
-from batches.models import Job
 from batches.registry import ModelSpec
 from batches.services.retry import retry_decision
-from batches.services.transitions import apply_counts, held_jobs, lock_batches
+from batches.services.transitions import apply_counts, held_jobs, lock_batches, update_held_rows
 from batches.states import FailureReason, JobStatus
 
 # Written on every ingested job, whatever its outcome; plus the model's
@@ -97,50 +96,68 @@ def _apply_batch(batch_id: UUID, deliveries: list[Delivery], saved: dict[str, st
     batch = lock_batches([batch_id]).get(batch_id)
     if batch is None:
         return deliveries
-    held: dict[str, tuple[str, int]] = {}
-    tokens: dict[str, list[str]] = defaultdict(list)
+    tokens: dict[str, list[Delivery]] = defaultdict(list)
     for delivery in deliveries:
-        tokens[delivery.token].append(delivery.outcome.job_id)
-    for token, ids in tokens.items():
-        rows = held_jobs(ids, token).values_list("pk", "status", "attempts")
-        held.update({str(pk): (status, attempts) for pk, status, attempts in rows})
+        tokens[delivery.token].append(delivery)
     spec = get_model(batch.model)
     now = timezone.now()
-    deltas: dict[str, int] = defaultdict(int)
-    jobs, refused, reused = [], [], 0
-    for delivery in deliveries:
-        state = held.pop(delivery.outcome.job_id, None)
-        if state is None:
-            refused.append(delivery)
-            continue
-        job = _finished_job(delivery, spec, state[1], saved, now)
-        deltas[state[0]] -= 1
-        deltas[job.status] += 1
-        reused += delivery.reused_from is not None
-        jobs.append(job)
-    if jobs:
-        Job.objects.bulk_update(jobs, [*FIELDS, *spec.columns], batch_size=500)
+    deltas: Counter[str] = Counter()
+    refused: list[Delivery] = []
+    reused = 0
+    fields = (*FIELDS, *spec.columns)
+    for token, mine in tokens.items():
+        ids = [delivery.outcome.job_id for delivery in mine]
+        held = {
+            str(pk): (status, attempts)
+            for pk, status, attempts in held_jobs(ids, token).values_list("pk", "status", "attempts")
+        }
+        rows = []
+        for delivery in mine:
+            state = held.pop(delivery.outcome.job_id, None)
+            if state is None:
+                refused.append(delivery)
+                continue
+            values = _finished_values(delivery, spec, state[1], saved, now)
+            deltas[state[0]] -= 1
+            deltas[values["status"]] += 1
+            reused += delivery.reused_from is not None
+            rows.append((delivery.outcome.job_id, *(values[name] for name in fields)))
+        update_held_rows(token=token, fields=fields, rows=rows)
+    if any(deltas.values()):
         apply_counts(batch, dict(deltas), now=now, reused=reused)
     return refused
 
 
-def _finished_job(delivery: Delivery, spec: ModelSpec, attempts: int, saved: dict[str, str], now: datetime) -> Job:
+def _finished_values(
+    delivery: Delivery, spec: ModelSpec, attempts: int, saved: dict[str, str], now: datetime
+) -> dict[str, Any]:
+    """The job's new field values for this outcome: success, another attempt, or failure."""
     outcome = delivery.outcome
-    job = Job(pk=outcome.job_id, result=outcome.metrics or None, reused_from=delivery.reused_from)
-    for name in spec.columns:
-        setattr(job, name, _as_float(outcome.metrics.get(name)) if outcome.ok else None)
-    job.lease_expires_at = None
+    values: dict[str, Any] = {
+        "result": outcome.metrics or None,
+        "reused_from": delivery.reused_from,
+        "lease_expires_at": None,
+        **{name: _as_float(outcome.metrics.get(name)) if outcome.ok else None for name in spec.columns},
+    }
     if outcome.ok:
-        job.status, job.finished_at, job.not_before = JobStatus.SUCCEEDED, now, None
-        job.artifact = saved.get(outcome.job_id, delivery.reused_artifact)
-        job.failure_reason = job.failure_message = ""
-        return job
+        return values | {
+            "status": JobStatus.SUCCEEDED,
+            "finished_at": now,
+            "not_before": None,
+            "artifact": saved.get(outcome.job_id, delivery.reused_artifact),
+            "failure_reason": "",
+            "failure_message": "",
+        }
     reason = outcome.failure_reason if outcome.failure_reason in FailureReason.values else FailureReason.UNKNOWN
     decision = retry_decision(reason=reason, attempts=attempts, max_attempts=spec.max_attempts, now=now)
-    job.status, job.finished_at, job.not_before = decision.status, decision.finished_at, decision.not_before
-    job.artifact = ""
-    job.failure_reason, job.failure_message = reason, outcome.message[:MESSAGE_LIMIT]
-    return job
+    return values | {
+        "status": decision.status,
+        "finished_at": decision.finished_at,
+        "not_before": decision.not_before,
+        "artifact": "",
+        "failure_reason": reason,
+        "failure_message": outcome.message[:MESSAGE_LIMIT],
+    }
 
 
 def failure_outcomes(job_ids: list[str], *, reason: str, message: str) -> list[JobOutcome]:

@@ -3,9 +3,10 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
+
 from batches.states import RETRYABLE_FAILURES, JobStatus
 
-BACKOFF_BASE_SECONDS = 10
 BACKOFF_MAX_SECONDS = 600
 
 
@@ -21,6 +22,6 @@ def retry_decision(*, reason: str, attempts: int, max_attempts: int, now: dateti
     attempts remain (running → queued, never via failed, so the batch cannot
     flicker into a terminal state); otherwise the failure is final."""
     if reason in RETRYABLE_FAILURES and attempts < max_attempts:
-        delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+        delay = min(BACKOFF_MAX_SECONDS, settings.OMTX_RETRY_BACKOFF_SECONDS * 2 ** max(0, attempts - 1))
         return Decision(JobStatus.QUEUED, now + timedelta(seconds=delay), None)
     return Decision(JobStatus.FAILED, None, now)

@@ -13,6 +13,7 @@ from batches.catalog import get_model
 from batches.engine.availability import check_executor
 from batches.models import Batch, Job, Target
 from batches.registry import ModelSpec
+from batches.selectors import work_estimate
 from batches.validation.files import RawLigand
 from batches.validation.ligands import LigandReport, validate_ligands
 from batches.validation.protein import Protein, parse_protein
@@ -89,12 +90,7 @@ def batch_validate(*, submission: Submission) -> dict[str, Any]:
         for ok in report.accepted
     ]
     summary["would_run"] = bool(report.accepted) and not (report.rejected and submission.on_invalid == "reject")
-    summary["estimate"] = {
-        "jobs": len(report.accepted),
-        "worker_seconds": round(len(report.accepted) * spec.seconds_per_ligand, 1),
-        "gpu": spec.gpu,
-        "gpu_seconds": round(len(report.accepted) * spec.seconds_per_ligand, 1) if spec.gpu else 0.0,
-    }
+    summary["estimate"] = work_estimate(spec.name, len(report.accepted))
     summary["model"] = {"name": spec.name, "version": spec.version, "parameters": prepared.params}
     summary["protein"] = {"length": len(prepared.protein.sequence), "header": prepared.protein.header}
     return summary

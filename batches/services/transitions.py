@@ -21,8 +21,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from django.db import transaction
-from django.db.models import QuerySet
+from django.db import connection, transaction
+from django.db.models import Field, QuerySet
 from django.utils import timezone
 
 from batches.models import Batch, Job
@@ -130,3 +130,35 @@ def held_jobs(job_ids: Iterable[str], token: str) -> QuerySet[Job]:
     return Job.objects.filter(
         pk__in=list(job_ids), claim_token=token, status__in=[JobStatus.DISPATCHED, JobStatus.RUNNING]
     )
+
+
+def update_held_rows(*, token: str, fields: tuple[str, ...], rows: list[tuple[Any, ...]]) -> int:
+    """Write per-job values to jobs held under `token`: one parameterised
+    UPDATE … WHERE id = %s AND claim_token = %s AND status IN (dispatched,
+    running), sent for all rows at once (executemany: one pipelined round trip
+    on psycopg 3). Each row is (job id, *values in `fields` order). Django's
+    bulk_update builds a CASE per field over every row, quadratic in the rows
+    and ~20× slower at a thousand jobs a pass."""
+    if not rows:
+        return 0
+    meta = Job._meta
+    prepared = [_concrete(name) for name in fields]
+    columns = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in prepared)
+    sql = (
+        f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {columns} "
+        f"WHERE {connection.ops.quote_name(meta.pk.column)} = %s AND claim_token = %s AND status IN (%s, %s)"
+    )
+    params = [
+        [field.get_db_prep_save(value, connection) for field, value in zip(prepared, values, strict=True)]
+        + [meta.pk.get_db_prep_save(pk, connection), token, JobStatus.DISPATCHED.value, JobStatus.RUNNING.value]
+        for pk, *values in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+        return max(int(cursor.rowcount), 0)
+
+
+def _concrete(name: str) -> Field[Any, Any]:
+    field = Job._meta.get_field(name)
+    assert isinstance(field, Field) and field.column
+    return field

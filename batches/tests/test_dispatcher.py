@@ -1,6 +1,7 @@
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.management import call_command
@@ -268,3 +269,111 @@ def test_clean_shutdown_hands_jobs_back(make_batch: Callable[..., Batch]) -> Non
     fresh.run_once()
     batch.refresh_from_db()
     assert batch.status == BatchStatus.COMPLETED
+
+
+def test_fair_share_does_not_starve_a_small_batch_behind_a_big_one(
+    make_batch: Callable[..., Batch], outsider: User
+) -> None:
+    big = make_batch([f"C{'C' * (i % 40)}O{'N' * (i // 40)}" for i in range(400)], name="big")
+    small = make_batch([f"C{'C' * i}S" for i in range(20)], user=outsider, name="small")
+    executor = FakeExecutor()
+    dispatcher = fake_dispatcher(executor, max_in_flight=8)
+    dispatcher.run_once()
+    first_pass = [job.job_id for request in executor.submitted for job in request.jobs]
+    assert small.jobs.filter(pk__in=first_pass).count() == 4  # half the free slots
+    for _ in range(4):
+        dispatcher.run_once()
+    small.refresh_from_db()
+    big.refresh_from_db()
+    assert small.status == BatchStatus.COMPLETED
+    assert big.n_active > 300  # the big batch, queued first, is still far from done
+
+
+def test_weights_give_a_heavier_user_a_larger_share(make_batch: Callable[..., Batch], outsider: User) -> None:
+    make_batch([f"C{'C' * i}O" for i in range(30)])
+    make_batch([f"C{'C' * i}N" for i in range(30)], user=outsider)
+    weights = {outsider.pk: 3.0}
+    dispatcher = fake_dispatcher(FakeExecutor(hold=True), max_in_flight=8)
+    dispatcher.weights = lambda owners: {owner: weights.get(owner, 1.0) for owner in owners}
+    per_user: dict[int, int] = {}
+    for job in dispatcher.claim():
+        per_user[job.owner_id] = per_user.get(job.owner_id, 0) + 1
+    assert per_user == {outsider.pk: 6, Batch.objects.exclude(owner=outsider).get().owner_id: 2}
+
+
+def test_an_identical_prediction_is_reused_not_run_again(make_batch: Callable[..., Batch]) -> None:
+    executor = FakeExecutor()
+    dispatcher = fake_dispatcher(executor)
+    first = make_batch()
+    dispatcher.run_once()
+    second = make_batch(name="again")
+    dispatcher.run_once()
+    assert len(executor.submitted) == 1  # only the first batch reached the executor
+    second.refresh_from_db()
+    assert (second.status, second.n_succeeded, second.n_reused) == (BatchStatus.COMPLETED, 4, 4)
+    reused = second.jobs.get(name="aspirin")
+    original = first.jobs.get(name="aspirin")
+    assert reused.reused_from == original.pk and reused.result == original.result
+    different = make_batch(name="other seed", options={"random_seed": 7})
+    dispatcher.run_once()
+    assert len(executor.submitted) == 2  # other parameters: another prediction
+    assert different.jobs.filter(reused_from__isnull=False).count() == 0
+
+
+def test_a_durable_call_of_a_dead_dispatcher_is_adopted_not_spawned_again(
+    make_batch: Callable[..., Batch],
+) -> None:
+    remote = FakeExecutor(hold=True)  # one remote service (Modal), seen by both dispatchers
+    remote.durable = True
+    dead = fake_dispatcher(remote)
+    batch = make_batch()
+    dead.submit(dead.claim())  # ... and the dispatcher dies here, its call still running remotely.
+    Job.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    survivor = fake_dispatcher(remote)
+    assert survivor.reap() == 4
+    assert list(survivor.calls) == list(dead.calls)
+    remote.hold = False
+    survivor.poll()
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.COMPLETED
+    assert len(remote.submitted) == 1
+    assert set(batch.jobs.values_list("attempts", flat=True)) == {1}
+    assert_counters_match_rows(batch)
+
+
+def test_the_modal_executor_is_wired_when_credentials_are_set(settings: Any) -> None:
+    assert "modal" not in Dispatcher.from_settings(workers=0).executors
+    settings.MODAL_TOKEN_ID, settings.MODAL_TOKEN_SECRET = "ak-test", "as-test"
+    executors = Dispatcher.from_settings(workers=0).executors
+    assert executors["modal"].durable and not executors["local"].durable
+
+
+def test_a_failing_database_step_does_not_stop_the_pass(make_batch: Callable[..., Batch]) -> None:
+    from django.db import OperationalError
+
+    batch = make_batch()
+    dispatcher = fake_dispatcher(FakeExecutor())
+    original = dispatcher.reap
+    dispatcher.reap = lambda: (_ for _ in ()).throw(OperationalError("deadlock detected"))  # type: ignore[method-assign]
+    dispatcher.run_once()
+    assert dispatcher.stats["reap_failed"] == 1
+    dispatcher.reap = original  # type: ignore[method-assign]
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.COMPLETED
+
+
+def test_throughput_and_estimates_count_executed_jobs_only(make_batch: Callable[..., Batch]) -> None:
+    from batches.selectors import batch_progress
+
+    cancelled = make_batch(name="cancelled while queued")
+    batch_cancel(batch=cancelled)
+    progress = batch_progress(cancelled)
+    assert progress["jobs_per_second"] is None and progress["remaining"]["jobs"] == 0
+    queued = make_batch(["CCO", "CCN"], model="ligand-profile", name="queued")
+    assert batch_progress(queued)["remaining"] == {
+        "jobs": 2,
+        "worker_seconds": 0.1,
+        "gpu": None,
+        "gpu_seconds": 0.0,
+        "cost_usd": 0.0,
+    }
