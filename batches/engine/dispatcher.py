@@ -25,7 +25,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import Error as DatabaseError
-from django.db import close_old_connections, connection
+from django.db import connection
 
 from batches.catalog import BOLTZ2, MODELS, get_model
 from batches.engine.fairness import claim_plan
@@ -343,7 +343,7 @@ class Dispatcher:
                 if attempt == DB_ATTEMPTS - 1:
                     raise
                 log.warning("%s failed (attempt %d), retrying: %r", fn.__name__, attempt + 1, exc)
-                close_old_connections()
+                drop_broken_connection()
                 time.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
 
@@ -353,8 +353,16 @@ class Dispatcher:
         except Exception:
             log.exception("dispatcher step %s failed; continuing", name)
             self.stats[f"{name}_failed"] += 1
-            close_old_connections()
+            drop_broken_connection()
             return default
+
+
+def drop_broken_connection() -> None:
+    """After a database error: a lost connection is closed so the next query
+    reconnects. (Not close_old_connections: with CONN_MAX_AGE = 0 it closes
+    every connection, even one inside the caller's transaction.)"""
+    if connection.connection is not None and not connection.in_atomic_block and not connection.is_usable():
+        connection.close()
 
 
 def _outcomes(hold: Hold, result: PollResult) -> list[JobOutcome]:
@@ -386,7 +394,7 @@ class Heartbeat(threading.Thread):
                     self.dispatcher.renew()
                 except Exception:
                     log.exception("lease heartbeat failed; trying again in %.1f s", self.interval)
-                    close_old_connections()
+                    drop_broken_connection()
         finally:
             connection.close()
 
