@@ -197,3 +197,8 @@ def reusable_results(keys: Iterable[str]) -> dict[str, Reusable]:
         if key not in found and result is not None:
             found[key] = Reusable(reused_from or pk, result, artifact)
     return found
+
+
+def call_in_flight(call_id: str) -> bool:
+    """Whether any job still waits on this executor call (whoever holds it)."""
+    return Job.objects.filter(call_id=call_id, status__in=[JobStatus.DISPATCHED, JobStatus.RUNNING]).exists()

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import Error as DatabaseError
 from django.db import connection
 
@@ -33,7 +34,7 @@ from batches.engine.local import LocalExecutor
 from batches.engine.modal_executor import ModalExecutor, modal_problem
 from batches.engine.types import ChunkRequest, Executor, ExecutorUnavailable, JobInput, JobOutcome, PollResult
 from batches.models import Job
-from batches.selectors import dispatch_queue, reusable_results
+from batches.selectors import Reusable, call_in_flight, dispatch_queue, reusable_results
 from batches.services.claims import (
     Hold,
     claim_jobs,
@@ -44,7 +45,7 @@ from batches.services.claims import (
     renew_leases,
     still_held,
 )
-from batches.services.ingest import Delivery, deliveries_apply, failure_outcomes
+from batches.services.ingest import Delivery, deliveries_apply, failure_outcomes, save_artifacts
 from batches.states import FailureReason
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,12 @@ class Dispatcher:
         return sum(len(call.hold.job_ids) for call in self.calls.values())
 
     def held_tokens(self) -> set[str]:
+        """Tokens whose jobs this dispatcher still holds: in calls, claimed
+        but not yet submitted, or finished with outcomes not yet stored (kept
+        leased, so a database outage shorter than the retries loses nothing)."""
         with self._lock:
-            return {call.hold.token for call in self.calls.values()} | self._pending
+            backlog = {delivery.token for delivery in list(self.backlog)}
+            return {call.hold.token for call in self.calls.values()} | self._pending | backlog
 
     def run_once(self) -> int:
         """One pass of every step; returns how many jobs changed hands."""
@@ -177,10 +182,9 @@ class Dispatcher:
         by_batch: dict[UUID, list[Job]] = defaultdict(list)
         reusable = reusable_results(job.reuse_key for job in jobs)
         for job in jobs:
-            if job.reuse_key in reusable:
-                found = reusable[job.reuse_key]
-                outcome = JobOutcome(str(job.pk), ok=True, metrics=found.result)
-                self.backlog.append(Delivery(job.batch_id, job.claim_token, outcome, found.job_id, found.artifact))
+            reused = _reuse(job, reusable[job.reuse_key]) if job.reuse_key in reusable else None
+            if reused is not None:
+                self.backlog.append(reused)
             else:
                 by_batch[job.batch_id].append(job)
         recorded: dict[str, Hold] = {}
@@ -232,7 +236,7 @@ class Dispatcher:
         for call_id, call in list(self.calls.items()):
             alive = tuple(job_id for job_id in call.hold.job_ids if job_id in ours)
             if not alive:
-                self._cancel(call_id, call)
+                self._lost(call_id, call)
                 continue
             call.hold = replace(call.hold, job_ids=alive)
             finished += self._poll_call(call_id, call, started)
@@ -273,8 +277,11 @@ class Dispatcher:
         self.backlog = []
         for batch_id, deliveries in by_batch.items():
             try:
+                # Files once, outside the retries: a retried transaction must
+                # not store another copy of each file.
+                deliveries = save_artifacts(deliveries)
                 report = self._retrying(deliveries_apply, deliveries=deliveries)
-            except DatabaseError as exc:
+            except (DatabaseError, OSError) as exc:
                 log.warning(
                     "storing %d outcomes of batch %s failed, kept for the next pass: %r", len(deliveries), batch_id, exc
                 )
@@ -284,6 +291,17 @@ class Dispatcher:
             self.stats["refused"] += report.refused
             if report.refused:
                 log.info("refused %d outcomes of batch %s: jobs no longer held", report.refused, batch_id)
+
+    def _lost(self, call_id: str, call: Call) -> None:
+        """None of the call's jobs is ours any more. Cancel the work, unless a
+        durable call was adopted by another dispatcher (our lease lapsed):
+        then it is theirs to poll, and cancelling it would waste it."""
+        if call.executor.durable and call_in_flight(call_id):
+            with self._lock:
+                del self.calls[call_id]
+            self.stats["calls_handed_over"] += 1
+            return
+        self._cancel(call_id, call)
 
     def _cancel(self, call_id: str, call: Call) -> None:
         try:
@@ -355,6 +373,22 @@ class Dispatcher:
             self.stats[f"{name}_failed"] += 1
             drop_broken_connection()
             return default
+
+
+def _reuse(job: Job, found: Reusable) -> Delivery | None:
+    """An earlier prediction's result for `job`, with its own copy of the
+    structure file (so deleting either batch never breaks the other); None
+    when that file is gone meanwhile, and the job then runs."""
+    content = b""
+    if found.artifact:
+        try:
+            with default_storage.open(found.artifact, "rb") as source:
+                content = source.read()
+        except OSError:
+            return None
+    name = found.artifact.rsplit("/", 1)[-1]
+    outcome = JobOutcome(str(job.pk), ok=True, metrics=found.result, artifact_name=name, artifact_content=content)
+    return Delivery(job.batch_id, job.claim_token, outcome, reused_from=found.job_id)
 
 
 def drop_broken_connection() -> None:

@@ -43,7 +43,7 @@ def claim_jobs(*, plan: list[tuple[UUID, int]], token: str, lease_seconds: int) 
             # jobs in input order): the status condition and the row count
             # are the same statement's.
             first = ready.order_by("index").values("pk")[:wanted]
-            moved = Job.objects.filter(pk__in=Subquery(first)).update(
+            moved = Job.objects.filter(pk__in=Subquery(first), status=JobStatus.QUEUED).update(
                 status=JobStatus.DISPATCHED,
                 claim_token=token,
                 attempts=F("attempts") + 1,
@@ -54,8 +54,10 @@ def claim_jobs(*, plan: list[tuple[UUID, int]], token: str, lease_seconds: int) 
             if moved:
                 apply_counts(batch, {JobStatus.QUEUED: -moved, JobStatus.DISPATCHED: moved}, now=now)
                 claimed.append(batch_id)
-    jobs = Job.objects.filter(batch_id__in=claimed, claim_token=token, status=JobStatus.DISPATCHED)
-    return list(jobs.select_related("batch__target").order_by("batch_id", "index"))
+        # Read inside the transaction: a failure here rolls the claim back,
+        # so a retried claim cannot strand the first one's jobs.
+        jobs = Job.objects.filter(batch_id__in=claimed, claim_token=token, status=JobStatus.DISPATCHED)
+        return list(jobs.select_related("batch__target").order_by("batch_id", "index"))
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,13 @@ def renew_leases(*, tokens: Iterable[str], lease_seconds: int) -> int:
         return 0
     expires = timezone.now() + timedelta(seconds=lease_seconds)
     with transaction.atomic():
-        rows = Job.objects.filter(claim_token__in=tokens, status__in=HELD).select_for_update(skip_locked=True)
+        # OF self, and no ordering: Job's default ordering joins the batch
+        # table, and FOR UPDATE would then lock (and skip) batch rows too.
+        rows = (
+            Job.objects.filter(claim_token__in=tokens, status__in=HELD)
+            .order_by()
+            .select_for_update(skip_locked=True, of=("self",))
+        )
         ids = list(rows.values_list("pk", flat=True))
         renewed = 0
         for start in range(0, len(ids), CHUNK):

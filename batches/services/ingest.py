@@ -9,7 +9,7 @@ refused and counted; its artifact is removed.
 
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -45,13 +45,14 @@ MESSAGE_LIMIT = 2000
 @dataclass(frozen=True)
 class Delivery:
     """One job's outcome, from the call that ran it under `token`. A reused
-    prediction names the job it came from and that job's artifact."""
+    prediction names the job it came from. `artifact` is the storage name of
+    the outcome's file once `save_artifacts` has stored it."""
 
     batch_id: UUID
     token: str
     outcome: JobOutcome
     reused_from: UUID | None = None
-    reused_artifact: str = ""
+    artifact: str = ""
 
 
 @dataclass
@@ -62,36 +63,39 @@ class IngestReport:
 
 def deliveries_apply(*, deliveries: list[Delivery]) -> IngestReport:
     report = IngestReport()
-    saved = _save_artifacts(deliveries)
+    deliveries = save_artifacts(deliveries)
     by_batch: dict[UUID, list[Delivery]] = defaultdict(list)
     for delivery in deliveries:
         by_batch[delivery.batch_id].append(delivery)
     refused: list[Delivery] = []
     for batch_id in sorted(by_batch, key=str):
         with transaction.atomic():
-            refused += _apply_batch(batch_id, by_batch[batch_id], saved)
+            refused += _apply_batch(batch_id, by_batch[batch_id])
     report.refused = len(refused)
     report.applied = len(deliveries) - report.refused
     for delivery in refused:
-        if delivery.outcome.job_id in saved:
-            default_storage.delete(saved[delivery.outcome.job_id])
+        if delivery.artifact:
+            default_storage.delete(delivery.artifact)
     return report
 
 
-def _save_artifacts(deliveries: list[Delivery]) -> dict[str, str]:
-    """Files first, outside any transaction: a refused outcome's file is
-    deleted afterwards, and a crash in between leaves an orphan file, never
-    a row pointing at a missing file."""
-    saved = {}
+def save_artifacts(deliveries: list[Delivery]) -> list[Delivery]:
+    """Store outcome files, once: files first, outside any transaction, so a
+    refused outcome's file is deleted afterwards and a crash in between leaves
+    an orphan file, never a row pointing at a missing file. Deliveries already
+    saved (a retried flush) are returned as they are."""
+    stored = []
     for delivery in deliveries:
         outcome = delivery.outcome
-        if outcome.ok and outcome.artifact_content:
+        if outcome.ok and outcome.artifact_content and not delivery.artifact:
             path = f"artifacts/{delivery.batch_id}/{outcome.artifact_name or outcome.job_id}"
-            saved[outcome.job_id] = default_storage.save(path, ContentFile(outcome.artifact_content))
-    return saved
+            name = default_storage.save(path, ContentFile(outcome.artifact_content))
+            delivery = replace(delivery, outcome=replace(outcome, artifact_content=b""), artifact=name)
+        stored.append(delivery)
+    return stored
 
 
-def _apply_batch(batch_id: UUID, deliveries: list[Delivery], saved: dict[str, str]) -> list[Delivery]:
+def _apply_batch(batch_id: UUID, deliveries: list[Delivery]) -> list[Delivery]:
     """Apply one batch's deliveries; returns those refused."""
     batch = lock_batches([batch_id]).get(batch_id)
     if batch is None:
@@ -117,7 +121,7 @@ def _apply_batch(batch_id: UUID, deliveries: list[Delivery], saved: dict[str, st
             if state is None:
                 refused.append(delivery)
                 continue
-            values = _finished_values(delivery, spec, state[1], saved, now)
+            values = _finished_values(delivery, spec, state[1], now)
             deltas[state[0]] -= 1
             deltas[values["status"]] += 1
             reused += delivery.reused_from is not None
@@ -128,9 +132,7 @@ def _apply_batch(batch_id: UUID, deliveries: list[Delivery], saved: dict[str, st
     return refused
 
 
-def _finished_values(
-    delivery: Delivery, spec: ModelSpec, attempts: int, saved: dict[str, str], now: datetime
-) -> dict[str, Any]:
+def _finished_values(delivery: Delivery, spec: ModelSpec, attempts: int, now: datetime) -> dict[str, Any]:
     """The job's new field values for this outcome: success, another attempt, or failure."""
     outcome = delivery.outcome
     values: dict[str, Any] = {
@@ -144,7 +146,7 @@ def _finished_values(
             "status": JobStatus.SUCCEEDED,
             "finished_at": now,
             "not_before": None,
-            "artifact": saved.get(outcome.job_id, delivery.reused_artifact),
+            "artifact": delivery.artifact,
             "failure_reason": "",
             "failure_message": "",
         }

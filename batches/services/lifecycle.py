@@ -47,7 +47,9 @@ def batch_cancel(*, batch: Batch) -> Batch:
         if not moved:
             # No job moved, so no counter update re-derived the status fields.
             apply_counts(_lock(locked), {}, now=now)
-    batch.refresh_from_db()
+        # Inside the transaction: after it, a delete waiting on the lock may
+        # already have removed the row.
+        batch.refresh_from_db()
     return batch
 
 
@@ -70,26 +72,22 @@ def batch_retry_failed(*, batch: Batch) -> int:
         )
         if not moved:
             raise Conflict("The batch has no failed jobs to retry.", code="nothing_to_retry")
-    batch.refresh_from_db()
+        batch.refresh_from_db()
     return moved
 
 
 def batch_delete(*, batch: Batch) -> None:
-    """Delete a finished batch, its jobs and the artifacts no other job shares."""
+    """Delete a finished batch, its jobs and their artifacts."""
     with transaction.atomic():
         locked = _lock(batch)
         if locked.status not in BATCH_TERMINAL:
             raise Conflict("The batch is still running; cancel it first.", code="batch_active")
-        names = Job.objects.filter(batch_id=locked.pk).exclude(artifact="").values("artifact")
-        artifacts = {row["artifact"] for row in names}
-        # A reused prediction shares its first job's file across batches.
-        shared = set(
-            Job.objects.exclude(batch_id=locked.pk).filter(artifact__in=names).values_list("artifact", flat=True)
-        )
+        # Every job owns its file (a reused prediction gets its own copy).
+        artifacts = list(Job.objects.filter(batch_id=locked.pk).exclude(artifact="").values_list("artifact", flat=True))
         locked.delete()
     # Files after the rows commit: a crash in between leaves orphan files,
     # never a row pointing at a missing file.
-    for name in artifacts - shared:
+    for name in artifacts:
         default_storage.delete(name)
 
 

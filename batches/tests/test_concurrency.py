@@ -184,10 +184,10 @@ def test_heartbeat_vs_reaper_never_reaps_a_live_dispatcher(make_batch: Callable[
         # Every job was either renewed (and kept) or reaped; never both.
         still_ours = Job.objects.filter(claim_token=token, status=JobStatus.DISPATCHED).count()
         assert still_ours + reaped.requeued == 60
+        assert renewed + reaped.requeued == 60  # a renewed job was not reaped after all
         assert_counters_match_rows(batch)
         Job.objects.filter(batch=batch).update(status=JobStatus.SUCCEEDED)  # out of the next round's way
         Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.COMPLETED)
-        del renewed
 
 
 def test_a_stale_dispatchers_late_result_is_refused(make_batch: Callable[..., Batch]) -> None:

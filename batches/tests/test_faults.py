@@ -154,6 +154,10 @@ def test_dispatchers_survive_kills_and_races_and_run_each_job_once(
         for _ in range(KILLS):
             time.sleep(random.uniform(0.2, 0.7))
             fleet.kill_one()
+        # The clients stop with the kills: their retries keep re-queueing the
+        # failing batches, which would otherwise never look drained.
+        stop_clients.set()
+        clients.join(timeout=30)
         active = Job.objects.exclude(status__in=JOB_TERMINAL)
         drained = wait_until(lambda: not active.exists(), DEADLINE_SECONDS)
     finally:
