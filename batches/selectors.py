@@ -1,12 +1,9 @@
 """Reads. Every read of a batch goes through batch_get, which hides other users' batches."""
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import F, FloatField, Q, QuerySet
 from django.db.models.fields.json import KT
@@ -15,7 +12,7 @@ from django.utils import timezone
 
 from batches.catalog import TYPED_COLUMNS, get_model
 from batches.models import Batch, Job
-from batches.states import BATCH_ACTIVE, JobStatus
+from batches.states import JobStatus
 from omtx_hub.errors import InvalidInput, NotFound
 
 AnyUser = AbstractBaseUser | AnonymousUser
@@ -68,21 +65,6 @@ def queue_has_work() -> bool:
     return Job.objects.filter(status=JobStatus.QUEUED).exists()
 
 
-def work_estimate(spec_name: str, jobs: int) -> dict[str, Any]:
-    """Worker (GPU) seconds and cost of `jobs` predictions, from the model's
-    per-ligand estimate and OMTX_GPU_PRICE_PER_SECOND: an estimate, not a bill."""
-    spec = get_model(spec_name)
-    seconds = jobs * spec.seconds_per_ligand
-    gpu_seconds = seconds if spec.gpu else 0.0
-    return {
-        "jobs": jobs,
-        "worker_seconds": round(seconds, 1),
-        "gpu": spec.gpu,
-        "gpu_seconds": round(gpu_seconds, 1),
-        "cost_usd": round(gpu_seconds * settings.OMTX_GPU_PRICE_PER_SECOND, 2),
-    }
-
-
 def batch_progress(batch: Batch) -> dict[str, Any]:
     """Counts, progress, throughput and an ETA from the batch row alone: O(1)
     in jobs. Throughput counts executed jobs only: reused and cancelled jobs
@@ -112,7 +94,6 @@ def batch_progress(batch: Batch) -> dict[str, Any]:
         # The observed average can drift either way as the queue and the
         # executor's capacity change; the range says so instead of one number.
         "eta_seconds_range": [round(eta * 0.75, 1), round(eta * 1.5, 1)] if eta is not None else None,
-        "remaining": work_estimate(batch.model, batch.n_active),
     }
 
 
@@ -153,52 +134,3 @@ def results_list(
     expression = _metric_expression(metric.name)
     ranked = expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
     return jobs.order_by(ranked, "index")
-
-
-@dataclass(frozen=True)
-class QueuedBatch:
-    id: UUID
-    owner_id: int
-    priority: int
-    created_at: datetime
-    queued: int
-
-
-def dispatch_queue() -> tuple[list[QueuedBatch], dict[int, int]]:
-    """Active batches with their queued counts, and jobs in flight per user:
-    what the fair-share claim plans from. O(active batches), not O(jobs)."""
-    rows = Batch.objects.filter(status__in=BATCH_ACTIVE).values_list(
-        "pk", "owner_id", "priority", "created_at", "n_queued", "n_dispatched", "n_running"
-    )
-    batches: list[QueuedBatch] = []
-    held: dict[int, int] = {}
-    for pk, owner_id, priority, created_at, queued, dispatched, running in rows:
-        batches.append(QueuedBatch(pk, owner_id, priority, created_at, queued))
-        held[owner_id] = held.get(owner_id, 0) + dispatched + running
-    return batches, held
-
-
-@dataclass(frozen=True)
-class Reusable:
-    job_id: UUID
-    result: dict[str, Any]
-    artifact: str
-
-
-def reusable_results(keys: Iterable[str]) -> dict[str, Reusable]:
-    """An earlier success per reuse key (DESIGN §5: identical work is not paid for twice)."""
-    rows = (
-        Job.objects.filter(reuse_key__in=[k for k in keys if k], status=JobStatus.SUCCEEDED)
-        .order_by("reuse_key", "finished_at")
-        .values_list("reuse_key", "pk", "reused_from", "result", "artifact")
-    )
-    found: dict[str, Reusable] = {}
-    for key, pk, reused_from, result, artifact in rows:
-        if key not in found and result is not None:
-            found[key] = Reusable(reused_from or pk, result, artifact)
-    return found
-
-
-def call_in_flight(call_id: str) -> bool:
-    """Whether any job still waits on this executor call (whoever holds it)."""
-    return Job.objects.filter(call_id=call_id, status__in=[JobStatus.DISPATCHED, JobStatus.RUNNING]).exists()

@@ -7,6 +7,7 @@ from rest_framework.reverse import reverse
 
 from batches.catalog import get_model
 from batches.models import Batch, Job
+from batches.queue import batch_outlook
 from batches.selectors import batch_progress
 from batches.states import BATCH_TERMINAL
 
@@ -51,7 +52,8 @@ def batch_status(batch: Batch) -> dict[str, Any]:
         "status": batch.status,
         "is_terminal": batch.status in BATCH_TERMINAL,
         "version": batch.version,
-        "progress": batch_progress(batch),
+        "progress": (progress := batch_progress(batch)),
+        "outlook": batch_outlook(batch, progress),
         "created_at": batch.created_at,
         "started_at": batch.started_at,
         "finished_at": batch.finished_at,

@@ -96,7 +96,7 @@ class BatchValidate(APIView):
     @extend_schema(operation_id="batches_validate", request=SubmissionSerializer, responses={200: dict})
     def post(self, request: Request) -> Response:
         submission, _ = submission_from_request(request)
-        return Response(batch_validate(submission=submission))
+        return Response(batch_validate(submission=submission, owner=request_user(request)))
 
 
 class BatchDetail(APIView):

@@ -34,7 +34,7 @@ from batches.engine.local import LocalExecutor
 from batches.engine.modal_executor import ModalExecutor, modal_problem
 from batches.engine.types import ChunkRequest, Executor, ExecutorUnavailable, JobInput, JobOutcome, PollResult
 from batches.models import Job
-from batches.selectors import Reusable, call_in_flight, dispatch_queue, reusable_results
+from batches.queue import Reusable, call_in_flight, dispatch_queue, reusable_results
 from batches.services.claims import (
     Hold,
     claim_jobs,

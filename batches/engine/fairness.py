@@ -11,7 +11,7 @@ from collections.abc import Hashable, Iterable
 from typing import TypeVar
 from uuid import UUID
 
-from batches.selectors import QueuedBatch
+from batches.queue import QueuedBatch
 
 K = TypeVar("K", bound=Hashable)
 

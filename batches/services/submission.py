@@ -12,8 +12,8 @@ from django.db import IntegrityError, transaction
 from batches.catalog import get_model
 from batches.engine.availability import check_executor
 from batches.models import Batch, Job, Target
+from batches.queue import submission_position, work_estimate
 from batches.registry import ModelSpec
-from batches.selectors import work_estimate
 from batches.validation.files import RawLigand
 from batches.validation.ligands import LigandReport, validate_ligands
 from batches.validation.protein import Protein, parse_protein
@@ -73,8 +73,9 @@ def _reject_if_needed(prepared: Prepared, on_invalid: str) -> None:
         )
 
 
-def batch_validate(*, submission: Submission) -> dict[str, Any]:
-    """The dry run: the per-ligand report and an estimate, nothing stored."""
+def batch_validate(*, submission: Submission, owner: User | None = None) -> dict[str, Any]:
+    """The dry run: the per-ligand report, an estimate of cost and, for a
+    known owner, where the batch would queue; nothing stored."""
     prepared = batch_prepare(submission=submission)
     spec, report = prepared.spec, prepared.report
     summary = report.summary()
@@ -91,6 +92,8 @@ def batch_validate(*, submission: Submission) -> dict[str, Any]:
     ]
     summary["would_run"] = bool(report.accepted) and not (report.rejected and submission.on_invalid == "reject")
     summary["estimate"] = work_estimate(spec.name, len(report.accepted))
+    if owner is not None:
+        summary["queue"] = submission_position(owner_id=owner.pk, priority=submission.priority)
     summary["model"] = {"name": spec.name, "version": spec.version, "parameters": prepared.params}
     summary["protein"] = {"length": len(prepared.protein.sequence), "header": prepared.protein.header}
     return summary

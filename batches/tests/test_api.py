@@ -267,8 +267,17 @@ def test_validate_is_a_dry_run(owner_client: APIClient, anon_client: APIClient) 
     assert report["accepted_ligands"][0]["canonical_smiles"] == "CCO"
     assert {r["code"] for r in report["rejected_ligands"]} == {"invalid_smiles", "duplicate"}
     assert report["estimate"]["jobs"] == 1
+    assert report["queue"] == {"batches_ahead": 0, "jobs_ahead": 0, "users_sharing": 1}
     assert report["would_run"] is True
     assert not Batch.objects.exists()
+
+
+def test_status_shows_the_outlook(owner_client: APIClient, make_batch: Callable[..., Batch]) -> None:
+    make_batch(name="earlier")
+    later = make_batch(["CCCO"], name="later")
+    outlook = owner_client.get(f"{BATCHES}{later.pk}/status").json()["outlook"]
+    assert outlook["queue"] == {"batches_ahead": 1, "jobs_ahead": 4, "users_sharing": 1}
+    assert outlook["remaining"]["jobs"] == 1 and outlook["eta_basis"] is None
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,8 @@ from batches.engine.dispatcher import Dispatcher
 from batches.engine.local import LocalExecutor
 from batches.engine.types import JobInput, JobOutcome
 from batches.models import Batch, Job
+from batches.queue import batch_outlook, queue_position
+from batches.selectors import batch_progress
 from batches.services.ingest import Delivery, deliveries_apply
 from batches.services.lifecycle import batch_cancel
 from batches.states import BatchStatus, FailureReason, JobStatus
@@ -363,17 +365,40 @@ def test_a_failing_database_step_does_not_stop_the_pass(make_batch: Callable[...
 
 
 def test_throughput_and_estimates_count_executed_jobs_only(make_batch: Callable[..., Batch]) -> None:
-    from batches.selectors import batch_progress
-
     cancelled = make_batch(name="cancelled while queued")
     batch_cancel(batch=cancelled)
     progress = batch_progress(cancelled)
-    assert progress["jobs_per_second"] is None and progress["remaining"]["jobs"] == 0
-    queued = make_batch(["CCO", "CCN"], model="ligand-profile", name="queued")
-    assert batch_progress(queued)["remaining"] == {
+    assert progress["jobs_per_second"] is None
+    assert batch_outlook(cancelled, progress)["remaining"]["jobs"] == 0
+    queued = make_batch(["CCO", "CCN"], name="queued")
+    assert batch_outlook(queued, batch_progress(queued))["remaining"] == {
         "jobs": 2,
         "worker_seconds": 0.1,
         "gpu": None,
         "gpu_seconds": 0.0,
         "cost_usd": 0.0,
     }
+
+
+def test_queue_position_counts_the_owners_jobs_ahead_and_the_users_sharing(
+    make_batch: Callable[..., Batch], outsider: User
+) -> None:
+    first = make_batch([f"C{'C' * i}O" for i in range(10)], name="first")
+    second = make_batch(["CCO", "CCN", "CCS"], name="second")
+    urgent = make_batch(["CCCl"], name="urgent", priority=5)
+    make_batch(["CCBr", "CCI"], user=outsider, name="theirs")
+    assert queue_position(first) == {"batches_ahead": 1, "jobs_ahead": 1, "users_sharing": 2}
+    assert queue_position(second) == {"batches_ahead": 2, "jobs_ahead": 11, "users_sharing": 2}
+    assert queue_position(urgent) == {"batches_ahead": 0, "jobs_ahead": 0, "users_sharing": 2}
+
+
+def test_a_queued_batch_gets_an_eta_from_the_hubs_throughput(make_batch: Callable[..., Batch]) -> None:
+    running = make_batch([f"C{'C' * i}O" for i in range(8)], name="running")
+    fake_dispatcher(FakeExecutor(), max_in_flight=4).run_once()  # 4 of 8 done
+    Batch.objects.filter(pk=running.pk).update(started_at=timezone.now() - timedelta(seconds=4))
+    waiting = make_batch(["CCO", "CCN"], name="waiting")
+    outlook = batch_outlook(waiting, batch_progress(waiting))
+    assert outlook["eta_basis"] == "hub"
+    low, high = outlook["eta_seconds_range"]
+    # 1 job/s; 4 of the owner's jobs ahead, 1 user: (4 + 2) / 1.
+    assert low < 6 < high
