@@ -13,26 +13,10 @@ from batches.engine import wire
 from batches.engine.boltz_runner import predict_payload
 from batches.engine.modal_executor import ModalExecutor, modal_problem
 from batches.engine.types import ChunkRequest, ExecutorUnavailable, JobOutcome
-from batches.tests import fake_modal
 from batches.tests.boltz_helpers import TARGET, FakeBoltz, chunk
 from batches.tests.fake_modal import FakeCloud
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def cloud(monkeypatch: pytest.MonkeyPatch) -> FakeCloud:
-    cloud = FakeCloud()
-    module = fake_modal.build(cloud)
-    monkeypatch.setitem(sys.modules, "modal", module)
-    monkeypatch.setitem(sys.modules, "modal.exception", module.exception)  # type: ignore[attr-defined]
-    return cloud
-
-
-@pytest.fixture
-def configured(settings: Any) -> None:
-    settings.MODAL_TOKEN_ID = "ak-test"
-    settings.MODAL_TOKEN_SECRET = "as-test"
 
 
 @pytest.fixture
