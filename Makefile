@@ -46,6 +46,8 @@ typecheck: install-dev
 
 bench: install-dev
 	$(PY) benchmarks/run.py
+	@case "$$DATABASE_URL" in postgres*) $(PY) benchmarks/dispatch.py ;; \
+	  *) echo "benchmarks/dispatch.py skipped: set DATABASE_URL to PostgreSQL to measure the dispatcher" ;; esac
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
