@@ -16,29 +16,9 @@ from batches.engine.boltz_outputs import (
     prediction_files,
     results_dir,
 )
+from batches.tests.fake_boltz import AFFINITY, CONFIDENCE  # what the fake `boltz` writes, too
 
 NAME = "job_abc_0123456789"
-AFFINITY = {
-    "affinity_pred_value": -1.25,
-    "affinity_probability_binary": 0.81,
-    "affinity_pred_value1": -1.1,
-    "affinity_probability_binary1": 0.79,
-    "affinity_pred_value2": -1.4,
-    "affinity_probability_binary2": 0.83,
-}
-CONFIDENCE = {
-    "confidence_score": 0.87,
-    "ptm": 0.9,
-    "iptm": 0.85,
-    "ligand_iptm": 0.82,
-    "protein_iptm": 0.0,
-    "complex_plddt": 0.88,
-    "complex_iplddt": 0.86,
-    "complex_pde": 0.51,
-    "complex_ipde": 1.22,
-    "chains_ptm": {"0": 0.9, "1": 0.8},
-    "pair_chains_iptm": {"0": {"0": 0.9, "1": 0.82}, "1": {"0": 0.8, "1": 0.8}},
-}
 CLEAN = RunLog("Running structure prediction for 1 input.\n", exit_code=0, timed_out=False)
 
 
