@@ -6,6 +6,7 @@ lists the mutation each one caught.
 """
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
@@ -223,3 +224,42 @@ def test_hold_tuple_is_what_the_dispatcher_renews(make_batch: Callable[..., Batc
     assert isinstance(call.hold, Hold) and len(call.hold.job_ids) == 5
     assert dispatcher.renew() == 5
     assert all(status not in JOB_TERMINAL for status in Job.objects.values_list("status", flat=True))
+
+
+def test_the_loop_survives_its_database_connections_being_killed(make_batch: Callable[..., Batch]) -> None:
+    """A lost connection (failover, pg_terminate_backend) fails a step, the
+    step is retried on a new connection, and the loop goes on."""
+    from batches.engine.loop import serve
+
+    batch = make_batch(ligands(200))
+    executor = FakeExecutor()
+    dispatcher = Dispatcher(executors={"local": executor}, capacity=20, lease_seconds=5)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            serve(dispatcher, stop=stop, interval=0.01)
+        finally:
+            connection.close()
+
+    loop = threading.Thread(target=run)
+    loop.start()
+    try:
+        for _ in range(15):
+            time.sleep(0.05)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+        deadline = time.monotonic() + 60
+        while batch.jobs.exclude(status=JobStatus.SUCCEEDED).exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert loop.is_alive(), "the dispatcher loop died"
+    finally:
+        stop.set()
+        loop.join(timeout=30)
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.COMPLETED
+    assert dispatcher.stats["db_errors"] > 0  # the kills did land
+    assert_counters_match_rows(batch)
