@@ -4,7 +4,7 @@ Each step is a small method tests call one at a time. Several dispatchers may
 run at once; they share nothing but the database:
 - a claim stamps jobs with a fresh token, and every later write is
   conditioned on it (services/claims.py, services/ingest.py);
-- `renew` (run by `Heartbeat` in its own thread) keeps the leases of held jobs
+- `renew` (run by `loop.Heartbeat` in its own thread) keeps the leases of held jobs
   fresh however long a step takes, so a live dispatcher is never reaped;
 - a dead dispatcher's jobs are reaped in bulk: adopted by call id when the
   executor is durable (Modal), else queued again;
@@ -24,17 +24,16 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import Error as DatabaseError
-from django.db import connection
 
 from batches.catalog import BOLTZ2, MODELS, get_model
 from batches.engine.fairness import claim_plan
 from batches.engine.local import LocalExecutor
 from batches.engine.modal_executor import ModalExecutor, modal_problem
-from batches.engine.types import ChunkRequest, Executor, ExecutorUnavailable, JobInput, JobOutcome, PollResult
+from batches.engine.outcomes import call_outcomes, drop_broken_connection, reuse_delivery
+from batches.engine.types import ChunkRequest, Executor, ExecutorUnavailable, JobInput, JobOutcome
 from batches.models import Job
-from batches.queue import Reusable, call_in_flight, dispatch_queue, reusable_results
+from batches.queue import call_in_flight, dispatch_queue, reusable_results
 from batches.services.claims import (
     Hold,
     claim_jobs,
@@ -46,7 +45,6 @@ from batches.services.claims import (
     still_held,
 )
 from batches.services.ingest import Delivery, deliveries_apply, failure_outcomes, save_artifacts
-from batches.states import FailureReason
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -182,7 +180,7 @@ class Dispatcher:
         by_batch: dict[UUID, list[Job]] = defaultdict(list)
         reusable = reusable_results(job.reuse_key for job in jobs)
         for job in jobs:
-            reused = _reuse(job, reusable[job.reuse_key]) if job.reuse_key in reusable else None
+            reused = reuse_delivery(job, reusable[job.reuse_key]) if job.reuse_key in reusable else None
             if reused is not None:
                 self.backlog.append(reused)
             else:
@@ -258,7 +256,7 @@ class Dispatcher:
             return 0
         with self._lock:
             del self.calls[call_id]
-        self._deliver(call.hold, _outcomes(call.hold, result))
+        self._deliver(call.hold, call_outcomes(call.hold, result))
         return len(call.hold.job_ids)
 
     def _mark_running(self, calls: list[Call]) -> None:
@@ -373,65 +371,3 @@ class Dispatcher:
             self.stats[f"{name}_failed"] += 1
             drop_broken_connection()
             return default
-
-
-def _reuse(job: Job, found: Reusable) -> Delivery | None:
-    """An earlier prediction's result for `job`, with its own copy of the
-    structure file (so deleting either batch never breaks the other); None
-    when that file is gone meanwhile, and the job then runs."""
-    content = b""
-    if found.artifact:
-        try:
-            with default_storage.open(found.artifact, "rb") as source:
-                content = source.read()
-        except OSError:
-            return None
-    name = found.artifact.rsplit("/", 1)[-1]
-    outcome = JobOutcome(str(job.pk), ok=True, metrics=found.result, artifact_name=name, artifact_content=content)
-    return Delivery(job.batch_id, job.claim_token, outcome, reused_from=found.job_id)
-
-
-def drop_broken_connection() -> None:
-    """After a database error: a lost connection is closed so the next query
-    reconnects. (Not close_old_connections: with CONN_MAX_AGE = 0 it closes
-    every connection, even one inside the caller's transaction.)"""
-    if connection.connection is not None and not connection.in_atomic_block and not connection.is_usable():
-        connection.close()
-
-
-def _outcomes(hold: Hold, result: PollResult) -> list[JobOutcome]:
-    """Per-job outcomes of a finished call; a job it said nothing about failed
-    with output_missing, and outcomes for jobs not in the call are ignored."""
-    if result.state == "error":
-        return failure_outcomes(list(hold.job_ids), reason=result.failure_reason, message=result.message)
-    given = {outcome.job_id: outcome for outcome in result.outcomes}
-    missing = [job_id for job_id in hold.job_ids if job_id not in given]
-    return [given[job_id] for job_id in hold.job_ids if job_id in given] + failure_outcomes(
-        missing, reason=FailureReason.OUTPUT_MISSING, message="the executor returned no result for this job"
-    )
-
-
-class Heartbeat(threading.Thread):
-    """Renews the dispatcher's leases every `interval` seconds on its own
-    database connection, however long the main loop's current step takes."""
-
-    def __init__(self, dispatcher: Dispatcher, interval: float) -> None:
-        super().__init__(name="lease-heartbeat", daemon=True)
-        self.dispatcher = dispatcher
-        self.interval = interval
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self.stopped.wait(self.interval):
-                try:
-                    self.dispatcher.renew()
-                except Exception:
-                    log.exception("lease heartbeat failed; trying again in %.1f s", self.interval)
-                    drop_broken_connection()
-        finally:
-            connection.close()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=5)

@@ -3,7 +3,10 @@
 import logging
 import threading
 
-from batches.engine.dispatcher import Dispatcher, Heartbeat
+from django.db import connection
+
+from batches.engine.dispatcher import Dispatcher
+from batches.engine.outcomes import drop_broken_connection
 from batches.selectors import queue_has_work
 
 log = logging.getLogger(__name__)
@@ -30,3 +33,29 @@ def serve(dispatcher: Dispatcher, *, stop: threading.Event, interval: float, unt
     finally:
         heartbeat.stop()
         dispatcher.shutdown()
+
+
+class Heartbeat(threading.Thread):
+    """Renews the dispatcher's leases every `interval` seconds on its own
+    database connection, however long the main loop's current step takes."""
+
+    def __init__(self, dispatcher: Dispatcher, interval: float) -> None:
+        super().__init__(name="lease-heartbeat", daemon=True)
+        self.dispatcher = dispatcher
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    self.dispatcher.renew()
+                except Exception:
+                    log.exception("lease heartbeat failed; trying again in %.1f s", self.interval)
+                    drop_broken_connection()
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
