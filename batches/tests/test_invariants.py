@@ -436,3 +436,45 @@ def test_a_database_outage_keeps_outcomes_leased_and_files_single(
     files = default_storage.listdir(f"artifacts/{batch.pk}")[1]
     assert len(files) == 4  # one file per job, not one per attempt to store it
     assert not dispatcher.held_tokens()
+
+
+# -- a stale dispatcher's call ids never land on jobs another one holds ---------
+
+
+@pytest.mark.django_db
+def test_a_stale_record_calls_leaves_the_new_holders_call_ids(make_batch: Callable[..., Batch]) -> None:
+    batch, stale = holding_dispatcher(4, make_batch)
+    (stale_token,) = stale.held_tokens()
+    stale_ids = tuple(str(pk) for pk in batch.jobs.values_list("pk", flat=True))
+    expire_leases()
+    fresh = Dispatcher(executors={"local": FakeExecutor(hold=True)})
+    assert fresh.reap() == 4
+    Job.objects.update(not_before=None)
+    fresh.submit(fresh.claim())
+    (fresh_call,) = fresh.calls
+    assert record_calls(calls={"stale-call": Hold(batch.pk, stale_token, stale_ids)}) == 0
+    assert set(batch.jobs.values_list("call_id", flat=True)) == {fresh_call}
+
+
+# -- a claim that fails after its UPDATE leaves nothing claimed -----------------
+
+
+@pytest.mark.django_db
+def test_a_claim_failing_at_its_last_read_is_rolled_back_and_retried(make_batch: Callable[..., Batch]) -> None:
+    from django.db import OperationalError
+
+    batch = make_batch(ligands(10))
+    failures = []
+
+    def fail_first_read(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if not failures and 'INNER JOIN "batches_target"' in sql:
+            failures.append(sql)
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    dispatcher = Dispatcher(executors={"local": FakeExecutor(hold=True)}, max_in_flight=6)
+    with connection.execute_wrapper(fail_first_read):
+        claimed = dispatcher.claim()
+    assert failures and len(claimed) == 6
+    assert batch.jobs.filter(status=JobStatus.DISPATCHED).count() == 6  # the failed attempt claimed nothing
+    assert_counters_match_rows(batch)
