@@ -75,8 +75,9 @@ class Dispatcher:
     stats: Counter[str] = field(default_factory=Counter)
     # Outcomes polled but not yet stored (the database failed): kept for the next pass.
     backlog: list[Delivery] = field(default_factory=list)
-    # Tokens claimed or adopted but not yet in a call: the heartbeat renews them too.
-    _pending: set[str] = field(default_factory=set)
+    # Claims (and reaps) under way, by token, with the jobs claimed but not
+    # yet in a call: the heartbeat renews those jobs too.
+    _pending: dict[str, list[Hold]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -93,13 +94,21 @@ class Dispatcher:
     def in_flight(self) -> int:
         return sum(len(call.hold.job_ids) for call in self.calls.values())
 
-    def held_tokens(self) -> set[str]:
-        """Tokens whose jobs this dispatcher still holds: in calls, claimed
-        but not yet submitted, or finished with outcomes not yet stored (kept
-        leased, so a database outage shorter than the retries loses nothing)."""
+    def held(self) -> list[Hold]:
+        """The jobs this dispatcher holds: in calls, claimed and not yet
+        submitted, or finished with outcomes not yet stored (kept leased, so a
+        database outage shorter than the retries loses nothing)."""
         with self._lock:
-            backlog = {delivery.token for delivery in list(self.backlog)}
-            return {call.hold.token for call in self.calls.values()} | self._pending | backlog
+            holds = [call.hold for call in self.calls.values()]
+            holds += [hold for pending in self._pending.values() for hold in pending]
+            holds += [Hold(d.batch_id, d.token, (d.outcome.job_id,)) for d in list(self.backlog)]
+        return holds
+
+    def held_tokens(self) -> set[str]:
+        """Tokens of held jobs and of claims under way: never the reaper's prey."""
+        with self._lock:
+            pending = set(self._pending)
+        return {hold.token for hold in self.held()} | pending
 
     def run_once(self) -> int:
         """One pass of every step; returns how many jobs changed hands."""
@@ -113,7 +122,7 @@ class Dispatcher:
 
     def renew(self) -> int:
         """Push out the leases of every job this dispatcher holds."""
-        return renew_leases(tokens=self.held_tokens(), lease_seconds=self.lease_seconds)
+        return renew_leases(holds=self.held(), lease_seconds=self.lease_seconds)
 
     # -- reap ----------------------------------------------------------------
 
@@ -168,6 +177,9 @@ class Dispatcher:
             raise
         if not jobs:
             self._drop_token(token)
+            return []
+        with self._lock:
+            self._pending[token] = _holds(jobs, token)
         return jobs
 
     # -- submit --------------------------------------------------------------
@@ -177,8 +189,18 @@ class Dispatcher:
         and record each call id on its jobs."""
         if not jobs:
             return
+        try:
+            self._send(jobs)
+        finally:
+            # Whatever was not sent (the step failed) is no longer renewed:
+            # its lease runs out and the reaper queues it again.
+            for token in {job.claim_token for job in jobs}:
+                self._drop_token(token)
+        self._flush()
+
+    def _send(self, jobs: list[Job]) -> None:
         by_batch: dict[UUID, list[Job]] = defaultdict(list)
-        reusable = reusable_results(job.reuse_key for job in jobs)
+        reusable = self._retrying(reusable_results, keys=[job.reuse_key for job in jobs])
         for job in jobs:
             reused = reuse_delivery(job, reusable[job.reuse_key]) if job.reuse_key in reusable else None
             if reused is not None:
@@ -190,11 +212,8 @@ class Dispatcher:
             spec = get_model(batch_jobs[0].batch.model)
             for start in range(0, len(batch_jobs), spec.chunk_size):
                 self._spawn(batch_jobs[start : start + spec.chunk_size], recorded)
-        for token in {job.claim_token for job in jobs}:
-            self._drop_token(token)
         if recorded:
             self._step("record_calls", lambda: self._retrying(record_calls, calls=recorded), 0)
-        self._flush()
 
     def _spawn(self, chunk: list[Job], recorded: dict[str, Hold]) -> None:
         batch = chunk[0].batch
@@ -326,7 +345,7 @@ class Dispatcher:
         with self._lock:
             self.calls.clear()
         if durable:
-            self._retrying(renew_leases, tokens={h.token for h in durable}, lease_seconds=0)
+            self._retrying(renew_leases, holds=durable, lease_seconds=0)
         return self._retrying(release_jobs, holds=local) if local else 0
 
     def shutdown(self) -> None:
@@ -341,12 +360,12 @@ class Dispatcher:
     def _new_token(self) -> str:
         token = uuid.uuid4().hex
         with self._lock:
-            self._pending.add(token)
+            self._pending[token] = []
         return token
 
     def _drop_token(self, token: str) -> None:
         with self._lock:
-            self._pending.discard(token)
+            self._pending.pop(token, None)
 
     def _retrying(self, fn: Callable[..., T], **kwargs: Any) -> T:
         """Run a database step, again after a deadlock, a serialization
@@ -371,3 +390,10 @@ class Dispatcher:
             self.stats[f"{name}_failed"] += 1
             drop_broken_connection()
             return default
+
+
+def _holds(jobs: list[Job], token: str) -> list[Hold]:
+    by_batch: dict[UUID, list[str]] = defaultdict(list)
+    for job in jobs:
+        by_batch[job.batch_id].append(str(job.pk))
+    return [Hold(batch_id, token, tuple(ids)) for batch_id, ids in by_batch.items()]

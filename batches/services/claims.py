@@ -101,43 +101,51 @@ def mark_running(*, holds: Iterable[Hold]) -> int:
     return moved_total
 
 
-def renew_leases(*, tokens: Iterable[str], lease_seconds: int) -> int:
-    """The heartbeat: push out the lease of every job held under `tokens`.
+def renew_leases(*, holds: Iterable[Hold], lease_seconds: int) -> int:
+    """The heartbeat: push out the lease of the jobs in `holds` still held
+    under their token. By job, not by token: a job claimed with a token but
+    never sent (its submit failed) must lapse, whatever the token's other jobs do.
 
     It runs beside the dispatcher's other steps (its own thread and
     connection), so it must never wait: rows another transaction has locked
     (a cancel, an ingest) are skipped this beat and renewed on the next."""
-    tokens = list(tokens)
-    if not tokens:
+    condition = _held_condition(holds)
+    if condition is None:
         return 0
     expires = timezone.now() + timedelta(seconds=lease_seconds)
     with transaction.atomic():
         # OF self, and no ordering: Job's default ordering joins the batch
         # table, and FOR UPDATE would then lock (and skip) batch rows too.
         rows = (
-            Job.objects.filter(claim_token__in=tokens, status__in=HELD)
-            .order_by()
-            .select_for_update(skip_locked=True, of=("self",))
+            Job.objects.filter(condition, status__in=HELD).order_by().select_for_update(skip_locked=True, of=("self",))
         )
         ids = list(rows.values_list("pk", flat=True))
         renewed = 0
         for start in range(0, len(ids), CHUNK):
-            renewed += Job.objects.filter(
-                pk__in=ids[start : start + CHUNK], claim_token__in=tokens, status__in=HELD
-            ).update(lease_expires_at=expires)
+            renewed += Job.objects.filter(condition, pk__in=ids[start : start + CHUNK], status__in=HELD).update(
+                lease_expires_at=expires
+            )
     return renewed
+
+
+def _held_condition(holds: Iterable[Hold]) -> Q | None:
+    """jobs of `holds` under their own token: one OR term per token."""
+    by_token: dict[str, list[str]] = defaultdict(list)
+    for hold in holds:
+        by_token[hold.token] += hold.job_ids
+    condition = None
+    for token, job_ids in by_token.items():
+        term = Q(pk__in=job_ids, claim_token=token)
+        condition = term if condition is None else condition | term
+    return condition
 
 
 def still_held(*, holds: Iterable[Hold]) -> set[str]:
     """Which of the held job ids are still ours: one query for all holds."""
-    by_token: dict[str, list[str]] = defaultdict(list)
-    for hold in holds:
-        by_token[hold.token] += hold.job_ids
-    condition = Q(pk__in=[])
-    for token, job_ids in by_token.items():
-        condition |= Q(pk__in=job_ids, claim_token=token)
-    rows = Job.objects.filter(condition, status__in=HELD).values_list("pk", flat=True)
-    return {str(pk) for pk in rows}
+    condition = _held_condition(holds)
+    if condition is None:
+        return set()
+    return {str(pk) for pk in Job.objects.filter(condition, status__in=HELD).values_list("pk", flat=True)}
 
 
 def release_jobs(*, holds: Iterable[Hold]) -> int:

@@ -177,7 +177,7 @@ def test_heartbeat_vs_reaper_never_reaps_a_live_dispatcher(make_batch: Callable[
         token = next(iter(live.held_tokens()))
         Job.objects.filter(batch=batch).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
         results = race(
-            partial(renew_leases, tokens=[token], lease_seconds=60),
+            partial(renew_leases, holds=live.held(), lease_seconds=60),
             partial(reap_expired, token="reaper", lease_seconds=60, durable_models=set()),
         )
         assert not unexpected(results)

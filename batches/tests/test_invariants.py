@@ -132,12 +132,13 @@ def holding_dispatcher(batch_size: int, make_batch: Callable[..., Batch], **kw: 
 def test_reaper_loses_to_a_lease_renewed_after_its_scan(make_batch: Callable[..., Batch], monkeypatch: Any) -> None:
     batch, live = holding_dispatcher(10, make_batch, lease_seconds=60)
     (token,) = live.held_tokens()
+    holds = live.held()
     expire_leases()
     real_lock = claims.lock_batches
 
     def heartbeat_then_lock(*args: Any, **kwargs: Any) -> Any:
         # The heartbeat commits between the reaper's scan and its UPDATE.
-        assert in_thread(lambda: renew_leases(tokens=[token], lease_seconds=60)) == 10
+        assert in_thread(lambda: renew_leases(holds=holds, lease_seconds=60)) == 10
         return real_lock(*args, **kwargs)
 
     monkeypatch.setattr(claims, "lock_batches", heartbeat_then_lock)
@@ -154,10 +155,9 @@ def test_reaper_loses_to_a_lease_renewed_after_its_scan(make_batch: Callable[...
 @pytest.mark.django_db(transaction=True)
 def test_heartbeat_skips_a_locked_job_row_without_waiting(make_batch: Callable[..., Batch]) -> None:
     batch, dispatcher = holding_dispatcher(10, make_batch)
-    (token,) = dispatcher.held_tokens()
     first = batch.jobs.get(index=0).pk
     with holding(lambda: Job.objects.filter(pk=first).update(failure_message="held")):
-        renewed = in_thread(lambda: renew_leases(tokens=[token], lease_seconds=60), lock_timeout="1s")
+        renewed = in_thread(lambda: renew_leases(holds=dispatcher.held(), lease_seconds=60), lock_timeout="1s")
     assert renewed == 9
 
 
@@ -167,9 +167,8 @@ def test_heartbeat_renews_while_the_batch_row_is_locked(make_batch: Callable[...
     """A claim/ingest/cancel holding the batch row must not stop the heartbeat
     from renewing that batch's jobs (it locks job rows only)."""
     batch, dispatcher = holding_dispatcher(10, make_batch)
-    (token,) = dispatcher.held_tokens()
     with holding(lambda: lock_batches([batch.pk])):
-        renewed = in_thread(lambda: renew_leases(tokens=[token], lease_seconds=60), lock_timeout="1s")
+        renewed = in_thread(lambda: renew_leases(holds=dispatcher.held(), lease_seconds=60), lock_timeout="1s")
     assert renewed == 10
 
 
@@ -477,4 +476,37 @@ def test_a_claim_failing_at_its_last_read_is_rolled_back_and_retried(make_batch:
         claimed = dispatcher.claim()
     assert failures and len(claimed) == 6
     assert batch.jobs.filter(status=JobStatus.DISPATCHED).count() == 6  # the failed attempt claimed nothing
+    assert_counters_match_rows(batch)
+
+
+# -- jobs claimed but never sent are not kept alive by the heartbeat ------------
+
+
+@pytest.mark.django_db
+def test_jobs_a_failed_submit_never_sent_lapse_and_run_later(
+    make_batch: Callable[..., Batch], monkeypatch: Any
+) -> None:
+    from django.db import OperationalError
+
+    from batches.engine import dispatcher as dispatcher_module
+
+    batch = make_batch()
+    dispatcher = Dispatcher(executors={"local": FakeExecutor()})
+    real_lookup = dispatcher_module.reusable_results
+
+    def down(**kwargs: Any) -> None:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(dispatcher_module, "reusable_results", down)
+    monkeypatch.setattr(dispatcher_module.time, "sleep", lambda seconds: None)
+    dispatcher.run_once()
+    assert batch.jobs.filter(status=JobStatus.DISPATCHED).count() == 4  # claimed, never sent
+    assert dispatcher.renew() == 0 and not dispatcher.held_tokens()  # ... and no longer kept alive
+    monkeypatch.setattr(dispatcher_module, "reusable_results", real_lookup)
+    expire_leases()
+    dispatcher.run_once()  # reaped back to the queue
+    Job.objects.update(not_before=None)
+    dispatcher.run_once()
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.COMPLETED
     assert_counters_match_rows(batch)
