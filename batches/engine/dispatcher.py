@@ -287,27 +287,28 @@ class Dispatcher:
         self.backlog += [Delivery(hold.batch_id, hold.token, outcome) for outcome in outcomes]
 
     def _flush(self) -> None:
-        """Store the backlog, one batch at a time; what fails stays for the next pass."""
+        """Store the backlog, one batch at a time; what fails stays for the next
+        pass. The backlog is replaced only at the end, so the heartbeat keeps
+        renewing these jobs while they are being stored."""
         by_batch: dict[UUID, list[Delivery]] = defaultdict(list)
         for delivery in self.backlog:
             by_batch[delivery.batch_id].append(delivery)
-        self.backlog = []
+        kept: list[Delivery] = []
         for batch_id, deliveries in by_batch.items():
             try:
                 # Files once, outside the retries: a retried transaction must
                 # not store another copy of each file.
                 deliveries = save_artifacts(deliveries)
                 report = self._retrying(deliveries_apply, deliveries=deliveries)
-            except (DatabaseError, OSError) as exc:
-                log.warning(
-                    "storing %d outcomes of batch %s failed, kept for the next pass: %r", len(deliveries), batch_id, exc
-                )
-                self.backlog += deliveries
+            except Exception as exc:  # database or storage away: nothing is lost, the next pass tries again
+                log.warning("storing %d outcomes of batch %s failed, kept: %r", len(deliveries), batch_id, exc)
+                kept += deliveries
                 continue
             self.stats["applied"] += report.applied
             self.stats["refused"] += report.refused
             if report.refused:
                 log.info("refused %d outcomes of batch %s: jobs no longer held", report.refused, batch_id)
+        self.backlog = kept
 
     def _lost(self, call_id: str, call: Call) -> None:
         """None of the call's jobs is ours any more. Cancel the work, unless a

@@ -7,6 +7,7 @@ longer held (cancelled, reaped and re-run elsewhere, already finished) is
 refused and counted; its artifact is removed.
 """
 
+import logging
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
@@ -40,6 +41,7 @@ FIELDS = (
     "reused_from",
 )
 MESSAGE_LIMIT = 2000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,17 @@ def deliveries_apply(*, deliveries: list[Delivery]) -> IngestReport:
     report.applied = len(deliveries) - report.refused
     for delivery in refused:
         if delivery.artifact:
-            default_storage.delete(delivery.artifact)
+            _delete_quietly(delivery.artifact)
     return report
+
+
+def _delete_quietly(name: str) -> None:
+    """The outcomes are stored by now: a file that cannot be removed is an
+    orphan to log, never a reason to treat the stored outcomes as lost."""
+    try:
+        default_storage.delete(name)
+    except OSError as exc:
+        log.warning("could not delete the refused outcome's file %s: %r", name, exc)
 
 
 def save_artifacts(deliveries: list[Delivery]) -> list[Delivery]:

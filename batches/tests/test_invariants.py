@@ -186,6 +186,7 @@ WRITERS: dict[str, Callable[[SimpleNamespace], Any]] = {
     "mark_running": lambda ctx: mark_running(holds=[ctx.hold]),
     "record_calls": lambda ctx: record_calls(calls={"call-x": ctx.hold}),
     "release": lambda ctx: release_jobs(holds=[ctx.hold]),
+    "claim": lambda ctx: claim_jobs(plan=[(ctx.batch.pk, 6)], token="t2", lease_seconds=60),
 }
 
 
@@ -353,7 +354,7 @@ def test_reaper_skips_a_locked_batch(make_batch: Callable[..., Batch]) -> None:
 # -- real bug: a cancel that a delete follows at once answers 500 -------------
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_cancel_and_retry_read_the_batch_back_under_its_lock(
     make_batch: Callable[..., Batch], monkeypatch: Any
 ) -> None:
