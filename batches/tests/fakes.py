@@ -18,15 +18,16 @@ class FakeExecutor:
     `call_error` to fail whole calls; `hold` keeps calls running."""
 
     name = "local"
-    durable = False
 
-    def __init__(self, script: Script = succeed, *, hold: bool = False) -> None:
+    def __init__(self, script: Script = succeed, *, hold: bool = False, durable: bool = False) -> None:
         self.script = script
         self.calls: dict[str, ChunkRequest] = {}
         self.cancelled: list[str] = []
         self.submitted: list[ChunkRequest] = []
         self.call_error: tuple[str, str] | None = None
         self.hold = hold
+        # durable: calls outlive a dispatcher, as Modal's do (adopted by call id).
+        self.durable = durable
 
     def submit(self, request: ChunkRequest, *, timeout_seconds: int) -> str:
         call_id = f"fake-{uuid.uuid4()}"

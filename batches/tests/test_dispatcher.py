@@ -325,8 +325,7 @@ def test_an_identical_prediction_is_reused_not_run_again(make_batch: Callable[..
 def test_a_durable_call_of_a_dead_dispatcher_is_adopted_not_spawned_again(
     make_batch: Callable[..., Batch],
 ) -> None:
-    remote = FakeExecutor(hold=True)  # one remote service (Modal), seen by both dispatchers
-    remote.durable = True
+    remote = FakeExecutor(hold=True, durable=True)  # one remote service (Modal), seen by both dispatchers
     dead = fake_dispatcher(remote)
     batch = make_batch()
     dead.submit(dead.claim())  # ... and the dispatcher dies here, its call still running remotely.

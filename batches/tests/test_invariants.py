@@ -225,8 +225,7 @@ def test_mark_running_twice_counts_once(make_batch: Callable[..., Batch]) -> Non
 
 @pytest.mark.django_db
 def test_durable_calls_are_adopted_and_uncalled_jobs_requeued(make_batch: Callable[..., Batch]) -> None:
-    backend = FakeExecutor(hold=True)
-    backend.durable = True  # type: ignore[misc]
+    backend = FakeExecutor(hold=True, durable=True)
     batch, dead = holding_dispatcher(6, make_batch, executor=backend)
     (call_id,) = dead.calls
     orphan = batch.jobs.get(index=0)  # its call id was never recorded: the dispatcher died in between
@@ -248,8 +247,7 @@ def test_durable_calls_are_adopted_and_uncalled_jobs_requeued(make_batch: Callab
 @pytest.mark.django_db
 def test_losing_a_durable_call_to_adoption_does_not_cancel_it(make_batch: Callable[..., Batch]) -> None:
     """Real bug: the dispatcher that lost the call cancels it under its adopter."""
-    backend = FakeExecutor(hold=True)
-    backend.durable = True  # type: ignore[misc]
+    backend = FakeExecutor(hold=True, durable=True)
     _, slow = holding_dispatcher(4, make_batch, executor=backend)
     (call_id,) = slow.calls
     expire_leases()  # e.g. its heartbeat stalled

@@ -77,8 +77,7 @@ def test_a_claim_failing_after_its_update_is_rolled_back(
 # N11: a cancelled batch's durable call is cancelled in the executor, not "handed over"
 @pytest.mark.django_db
 def test_a_cancelled_durable_call_is_cancelled(make_batch: Callable[..., Batch]) -> None:
-    backend = FakeExecutor(hold=True)
-    backend.durable = True  # type: ignore[misc]
+    backend = FakeExecutor(hold=True, durable=True)
     batch, dispatcher = holding_dispatcher(4, make_batch, executor=backend)
     (call_id,) = dispatcher.calls
     batch_cancel(batch=batch)
@@ -110,8 +109,7 @@ def test_a_retried_ingest_stores_each_file_once(
 # N19: a clean stop hands durable calls over at once (no lease to wait out)
 @pytest.mark.django_db
 def test_a_clean_stop_hands_durable_calls_over_at_once(make_batch: Callable[..., Batch]) -> None:
-    backend = FakeExecutor(hold=True)
-    backend.durable = True  # type: ignore[misc]
+    backend = FakeExecutor(hold=True, durable=True)
     _, leaving = holding_dispatcher(4, make_batch, executor=backend)
     (call_id,) = leaving.calls
     leaving.release()
