@@ -112,7 +112,6 @@ class Dispatcher:
 
     def run_once(self) -> int:
         """One pass of every step; returns how many jobs changed hands."""
-        self._step("renew", self.renew, 0)
         moved = self._step("reap", self.reap, 0)
         claimed: list[Job] = self._step("claim", self.claim, [])
         self._step("submit", lambda: self.submit(claimed), None)
@@ -121,7 +120,9 @@ class Dispatcher:
     # -- heartbeat -----------------------------------------------------------
 
     def renew(self) -> int:
-        """Push out the leases of every job this dispatcher holds."""
+        """Push out the leases of every job this dispatcher holds. The
+        heartbeat's job, not a pass's: each renewal rewrites every held row,
+        so doing it every pass too would be hundreds of writes a second."""
         return renew_leases(holds=self.held(), lease_seconds=self.lease_seconds)
 
     # -- reap ----------------------------------------------------------------
