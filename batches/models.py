@@ -29,6 +29,14 @@ class Batch(models.Model):
     target_name = models.CharField(max_length=200, blank=True)
     options = models.JSONField(default=dict)
     priority = models.SmallIntegerField(default=0)
+    # Submission policy. Standardize: ligands are reduced to their parent
+    # (largest organic fragment, neutralized) before dedupe, reuse and prediction.
+    standardize = models.BooleanField(default=True)
+    # At most this many of the batch's jobs in flight at once (null: no cap beyond fair share).
+    max_in_flight = models.PositiveIntegerField(null=True, blank=True)
+    # Per-batch retry policy and per-attempt timeout; null means the model's own.
+    max_attempts = models.PositiveSmallIntegerField(null=True, blank=True)
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=32, choices=BatchStatus.choices, default=BatchStatus.QUEUED)
     # Bumped on every change, so clients and caches can tell snapshots apart.
     version = models.PositiveIntegerField(default=1)
@@ -94,6 +102,9 @@ class Job(models.Model):
     input_smiles = models.TextField()
     canonical_smiles = models.TextField()
     inchikey = models.CharField(max_length=27, blank=True)
+    # What standardization did to the submitted ligand: {"removed_fragments":
+    # [smiles…], "changes": [text…], "flags": [code…]}; empty when nothing changed.
+    standardization = models.JSONField(default=dict, blank=True)
 
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)

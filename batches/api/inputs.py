@@ -26,6 +26,23 @@ class SubmissionSerializer(serializers.Serializer[Any]):
     options = serializers.DictField(required=False, default=dict)
     priority = serializers.IntegerField(required=False, default=0, min_value=-10, max_value=10)
     on_invalid = serializers.ChoiceField(choices=ON_INVALID, required=False, default="skip")
+    standardize = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="reduce each ligand to its standardized parent (largest organic fragment, neutralized)",
+    )
+    max_in_flight = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, help_text="cap on this batch's jobs in flight"
+    )
+    max_attempts = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=10, help_text="attempts per job"
+    )
+    timeout_seconds = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="per-attempt timeout, at most the model's (GET /models)",
+    )
     format = serializers.CharField(required=False, allow_blank=True, help_text="file format when uploading")
 
 
@@ -72,6 +89,10 @@ def _build(data: dict[str, Any], ligands: list[Any]) -> Submission:
         options=data.get("options", {}),
         priority=data.get("priority", 0),
         on_invalid=data.get("on_invalid", "skip"),
+        standardize=data.get("standardize", True),
+        max_in_flight=data.get("max_in_flight"),
+        max_attempts=data.get("max_attempts"),
+        timeout_seconds=data.get("timeout_seconds"),
     )
 
 
@@ -95,7 +116,20 @@ def _from_legacy(raw: Any) -> tuple[Submission, str]:
 
 
 def _from_upload(request: Request, upload: Any) -> tuple[Submission, str]:
-    names = ("name", "model", "protein_name", "protein_sequence", "options", "priority", "on_invalid", "format")
+    names = (
+        "name",
+        "model",
+        "protein_name",
+        "protein_sequence",
+        "options",
+        "priority",
+        "on_invalid",
+        "format",
+        "standardize",
+        "max_in_flight",
+        "max_attempts",
+        "timeout_seconds",
+    )
     fields: dict[str, Any] = {key: request.data.get(key) for key in names if key in request.data}
     if isinstance(fields.get("options"), str):
         try:

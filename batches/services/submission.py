@@ -34,6 +34,14 @@ class Submission:
     options: dict[str, Any] = field(default_factory=dict)
     priority: int = 0
     on_invalid: str = "skip"
+    # Reduce each ligand to its standardized parent (batches/validation/standardize.py).
+    standardize: bool = True
+    # Per-batch execution policy; None means the model's own (or no cap).
+    max_in_flight: int | None = None
+    max_attempts: int | None = None
+    timeout_seconds: int | None = None
+    # Notes for the submitter about options accepted but not applied as given.
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -55,9 +63,38 @@ def batch_prepare(*, submission: Submission) -> Prepared:
         raise TooLarge(f"{count} ligands; a batch holds at most {spec.limits.max_ligands}.")
     if count == 0:
         raise InvalidInput("No ligands given.", code="no_ligands")
+    _check_policy(submission, spec)
     protein = parse_protein(submission.protein_sequence, spec.limits)
     report = validate_ligands(submission.ligands, spec.limits)
     return Prepared(spec=spec, params=params, protein=protein, report=report)
+
+
+MIN_TIMEOUT_SECONDS = 10
+MAX_ATTEMPTS = 10
+
+
+def _check_policy(submission: Submission, spec: ModelSpec) -> None:
+    """Per-batch policy within the model's bounds: a batch may be stricter than
+    the model, never looser."""
+    timeout = submission.timeout_seconds
+    if timeout is not None and not MIN_TIMEOUT_SECONDS <= timeout <= spec.timeout_seconds:
+        raise InvalidInput(
+            f"timeout_seconds must be between {MIN_TIMEOUT_SECONDS} and {spec.timeout_seconds} for {spec.name}.",
+            code="invalid_option",
+            details={"timeout_seconds": timeout},
+        )
+    if submission.max_attempts is not None and not 1 <= submission.max_attempts <= MAX_ATTEMPTS:
+        raise InvalidInput(
+            f"max_attempts must be between 1 and {MAX_ATTEMPTS}.",
+            code="invalid_option",
+            details={"max_attempts": submission.max_attempts},
+        )
+    if submission.max_in_flight is not None and submission.max_in_flight < 1:
+        raise InvalidInput(
+            "max_in_flight must be at least 1.",
+            code="invalid_option",
+            details={"max_in_flight": submission.max_in_flight},
+        )
 
 
 def _reject_if_needed(prepared: Prepared, on_invalid: str) -> None:
@@ -141,7 +178,7 @@ def _idempotent_match(owner: User, key: str, request_sha256: str) -> Batch | Non
     return existing
 
 
-def _manifest(prepared: Prepared, target: Target) -> dict[str, Any]:
+def _manifest(prepared: Prepared, target: Target, submission: Submission) -> dict[str, Any]:
     spec = prepared.spec
     return {
         "model": spec.name,
@@ -150,7 +187,10 @@ def _manifest(prepared: Prepared, target: Target) -> dict[str, Any]:
         "parameters": prepared.params,
         "executor": spec.executor,
         "gpu": spec.gpu,
-        "timeout_seconds": spec.timeout_seconds,
+        "timeout_seconds": submission.timeout_seconds or spec.timeout_seconds,
+        "max_attempts": submission.max_attempts or spec.max_attempts,
+        "max_in_flight": submission.max_in_flight,
+        "standardize": submission.standardize,
         "target_sha256": target.sequence_sha256,
         "rdkit_version": rdkit.__version__,
         "hub_version": HUB_VERSION,
@@ -183,14 +223,18 @@ def _store(owner: User, submission: Submission, prepared: Prepared, key: str | N
             target_name=(submission.protein_name or prepared.protein.header)[:200],
             options=prepared.params,
             priority=submission.priority,
+            standardize=submission.standardize,
+            max_in_flight=submission.max_in_flight,
+            max_attempts=submission.max_attempts,
+            timeout_seconds=submission.timeout_seconds,
             ligands_submitted=prepared.report.submitted,
             ligands_rejected=len(prepared.report.rejected),
             n_total=len(accepted),
             n_queued=len(accepted),
             idempotency_key=key or None,
             request_sha256=request_sha256,
-            validation_report=prepared.report.summary(),
-            manifest=_manifest(prepared, target),
+            validation_report={**prepared.report.summary(), "warnings": submission.warnings},
+            manifest=_manifest(prepared, target, submission),
         )
         manifest = batch.manifest
         Job.objects.bulk_create(
