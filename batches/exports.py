@@ -22,7 +22,20 @@ FORMATS = {
     "sdf": ("chemical/x-mdl-sdfile", "sdf"),
     "zip": ("application/zip", "zip"),
 }
-BASE_COLUMNS = ["index", "name", "input_smiles", "canonical_smiles", "status", "failure_reason", "failure_message"]
+BASE_COLUMNS = [
+    "index",
+    "name",
+    "input_smiles",
+    "canonical_smiles",
+    "removed_fragments",
+    "standardization",
+    "status",
+    "failure_reason",
+    "failure_message",
+]
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP
+# "CSV injection"), fullwidth forms included: Excel folds them to ASCII.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def export_rows(batch: Batch) -> Iterator[tuple[dict[str, Any], Job | None]]:
@@ -45,6 +58,8 @@ def _rejected_row(item: dict[str, Any]) -> dict[str, Any]:
         "name": item["name"],
         "input_smiles": item["smiles"],
         "canonical_smiles": "",
+        "removed_fragments": "",
+        "standardization": "",
         "status": "rejected",
         "failure_reason": item["code"],
         "failure_message": item["message"],
@@ -57,6 +72,8 @@ def _job_row(job: Job) -> dict[str, Any]:
         "name": job.name,
         "input_smiles": job.input_smiles,
         "canonical_smiles": job.canonical_smiles,
+        "removed_fragments": ".".join(job.standardization.get("removed_fragments", [])),
+        "standardization": "; ".join(job.standardization.get("changes", []) + job.standardization.get("flags", [])),
         "status": job.status,
         "failure_reason": job.failure_reason,
         "failure_message": job.failure_message,
@@ -87,13 +104,21 @@ class _Sink(io.RawIOBase):
         return out
 
 
+def neutralize_formula(value: Any) -> Any:
+    """Text a spreadsheet would execute, prefixed with ' so it shows as text.
+    Numbers are left alone: -0.5 is a value, not a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
 def stream_csv(batch: Batch) -> Iterator[bytes]:
     columns = BASE_COLUMNS + metric_columns(batch)
     sink = io.StringIO()
     writer = csv.DictWriter(sink, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row, _ in export_rows(batch):
-        writer.writerow(row)
+        writer.writerow({key: neutralize_formula(value) for key, value in row.items()})
         if sink.tell() > 64 * 1024:
             yield sink.getvalue().encode()
             sink.seek(0)

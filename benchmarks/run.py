@@ -41,11 +41,17 @@ def main() -> None:
     user, _ = User.objects.get_or_create(username="bench")
     ligands = list(read_ligand_file((SHARED / "ligands" / "chembl2321810.smi").read_bytes(), "chembl.smi"))
     ten_k = ligands * 10
-    timed(
-        "validate (RDKit parse, sanitize, canonical, InChIKey)",
+    plain = timed(
+        "validate, standardize=false (parse, canonical, InChIKey)",
         len(ten_k),
-        lambda: validate_ligands(ten_k, LIGAND_PROFILE.limits),
+        lambda: validate_ligands(ten_k, LIGAND_PROFILE.limits, standardize=False),
     )
+    standardized = timed(
+        "validate, standardize=true (+ normalize, parent)",
+        len(ten_k),
+        lambda: validate_ligands(ten_k, LIGAND_PROFILE.limits, standardize=True),
+    )
+    print(f"standardization costs {standardized / plain - 1:+.0%} of validation time (same run)")
     submission = Submission(name="bench", model="ligand-profile", protein_sequence=CDK2_FASTA, ligands=ligands)
     timed(
         "validate + store batch and jobs (SQLite)",

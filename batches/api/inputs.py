@@ -22,7 +22,7 @@ class SubmissionSerializer(serializers.Serializer[Any]):
     model = serializers.CharField(max_length=50, required=False, default=DEFAULT_MODEL)
     protein_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     protein_sequence = serializers.CharField(allow_blank=True, trim_whitespace=False)
-    ligands = serializers.ListField(child=serializers.JSONField(), required=False)
+    ligands = serializers.ListField(child=serializers.JSONField(allow_null=True), required=False)
     options = serializers.DictField(required=False, default=dict)
     priority = serializers.IntegerField(required=False, default=0, min_value=-10, max_value=10)
     on_invalid = serializers.ChoiceField(choices=ON_INVALID, required=False, default="skip")

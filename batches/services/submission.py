@@ -65,7 +65,7 @@ def batch_prepare(*, submission: Submission) -> Prepared:
         raise InvalidInput("No ligands given.", code="no_ligands")
     _check_policy(submission, spec)
     protein = parse_protein(submission.protein_sequence, spec.limits)
-    report = validate_ligands(submission.ligands, spec.limits)
+    report = validate_ligands(submission.ligands, spec.limits, standardize=submission.standardize)
     return Prepared(spec=spec, params=params, protein=protein, report=report)
 
 
@@ -124,6 +124,7 @@ def batch_validate(*, submission: Submission, owner: User | None = None) -> dict
             "canonical_smiles": ok.canonical_smiles,
             "inchikey": ok.inchikey,
             "heavy_atoms": ok.heavy_atoms,
+            "standardization": ok.standardization,
         }
         for ok in report.accepted
     ]
@@ -248,6 +249,7 @@ def _store(owner: User, submission: Submission, prepared: Prepared, key: str | N
                     input_smiles=ok.smiles,
                     canonical_smiles=ok.canonical_smiles,
                     inchikey=ok.inchikey,
+                    standardization=ok.standardization,
                     reuse_key=reuse_key(manifest=manifest, canonical_smiles=ok.canonical_smiles),
                 )
                 for ok in accepted

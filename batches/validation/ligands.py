@@ -12,6 +12,7 @@ from batches.validation.smiles import LigandOk, LigandRejected, clean_name, vali
 class LigandReport:
     accepted: list[LigandOk]
     rejected: list[LigandRejected]
+    standardize: bool = True
 
     @property
     def submitted(self) -> int:
@@ -22,7 +23,18 @@ class LigandReport:
             "submitted": self.submitted,
             "accepted": len(self.accepted),
             "rejected": len(self.rejected),
+            "standardization": self.standardization_summary(),
             "rejected_ligands": [r.as_dict() for r in sorted(self.rejected, key=lambda r: r.index)],
+        }
+
+    def standardization_summary(self) -> dict[str, Any]:
+        """The policy and how many accepted ligands it changed or flagged."""
+        records = [ok.standardization for ok in self.accepted]
+        return {
+            "standardize": self.standardize,
+            "changed": sum(1 for r in records if r.get("changes")),
+            "fragments_removed": sum(1 for r in records if r.get("removed_fragments")),
+            "flagged": sum(1 for r in records if r.get("flags")),
         }
 
 
@@ -47,7 +59,9 @@ def raw_from_json(items: Any) -> list[RawLigand | LigandRejected]:
     return raws
 
 
-def validate_ligands(raws: list[RawLigand | LigandRejected], limits: Limits) -> LigandReport:
+def validate_ligands(
+    raws: list[RawLigand | LigandRejected], limits: Limits, *, standardize: bool = True
+) -> LigandReport:
     accepted: list[LigandOk] = []
     rejected: list[LigandRejected] = []
     first_seen: dict[str, LigandOk] = {}
@@ -63,7 +77,7 @@ def validate_ligands(raws: list[RawLigand | LigandRejected], limits: Limits) -> 
         if name_problem:
             rejected.append(LigandRejected(index, name, shown, "invalid_name", name_problem))
             continue
-        result = validate_smiles(index, name, raw.smiles, limits)
+        result = validate_smiles(index, name, raw.smiles, limits, standardize=standardize)
         if isinstance(result, LigandRejected):
             rejected.append(result)
             continue
@@ -75,10 +89,11 @@ def validate_ligands(raws: list[RawLigand | LigandRejected], limits: Limits) -> 
                     name,
                     result.smiles,
                     "duplicate",
-                    f"same molecule as ligand {original.index + 1} ({original.name})",
+                    f"same molecule as ligand {original.index + 1} ({original.name})"
+                    + (" after standardization" if result.standardization or original.standardization else ""),
                 )
             )
             continue
         first_seen[result.canonical_smiles] = result
         accepted.append(result)
-    return LigandReport(accepted=accepted, rejected=rejected)
+    return LigandReport(accepted=accepted, rejected=rejected, standardize=standardize)

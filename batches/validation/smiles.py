@@ -1,16 +1,21 @@
 """Per-ligand validation with RDKit, before anything is stored."""
 
 import re
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 from typing import Any
 
 from rdkit import Chem
 
 from batches.registry import Limits
 from batches.validation.rdkit_log import rdkit_messages
+from batches.validation.standardize import Refusal, parent
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_WHITESPACE = re.compile(r"\s")
+# Anything outside the SMILES alphabet. RDKit skips some characters it does not
+# know (a Cyrillic С before CC(=O)O gave formic acid), so they are refused here,
+# before parsing, with their position.
+_NOT_SMILES = re.compile(r"[^A-Za-z0-9@+\-\[\]()=#$:/\\.%*]")
 MAX_NAME_LENGTH = 200
 
 
@@ -23,6 +28,8 @@ class LigandOk:
     inchikey: str
     heavy_atoms: int
     total_atoms: int
+    # What standardization did (batches/validation/standardize.py); empty when nothing.
+    standardization: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,19 @@ def _describe_parse_error(messages: list[str]) -> str:
     return "not a valid SMILES"
 
 
-def validate_smiles(index: int, name: str, raw: Any, limits: Limits) -> LigandOk | LigandRejected:
+def _foreign_character(smiles: str, offset: int) -> str | None:
+    found = _NOT_SMILES.search(smiles)
+    if found is None:
+        return None
+    char = found.group()
+    described = unicodedata.name(char, "unnamed character")
+    position = offset + found.start() + 1
+    return f"contains {char!r} (U+{ord(char):04X} {described}) at position {position}, not a SMILES character"
+
+
+def validate_smiles(
+    index: int, name: str, raw: Any, limits: Limits, *, standardize: bool = True
+) -> LigandOk | LigandRejected:
     def reject(code: str, message: str) -> LigandRejected:
         shown = raw if isinstance(raw, str) else repr(raw)
         return LigandRejected(index, name, _CONTROL.sub("\ufffd", shown)[:300], code, message)
@@ -79,12 +98,16 @@ def validate_smiles(index: int, name: str, raw: Any, limits: Limits) -> LigandOk
             "invalid_smiles",
             f"contains control character U+{ord(control.group()):04X} at position {control.start() + 1}",
         )
-    smiles = raw.strip()
+    # Only ASCII spaces are trimmed: any other blank is a character to name.
+    smiles = raw.strip(" ")
     if not smiles:
         return reject("empty_smiles", "SMILES is empty")
-    if _WHITESPACE.search(smiles):
+    if " " in smiles:
         # RDKit would read the text after a space as a name and drop it.
         return reject("invalid_smiles", "contains whitespace: give one molecule per entry")
+    foreign = _foreign_character(smiles, len(raw) - len(raw.lstrip(" ")))
+    if foreign:
+        return reject("invalid_smiles", foreign)
     if len(smiles) > limits.max_smiles_length:
         # Checked before parsing: some pathological strings keep RDKit busy for hours.
         return reject("too_long", f"SMILES is longer than {limits.max_smiles_length} characters")
@@ -96,6 +119,10 @@ def validate_smiles(index: int, name: str, raw: Any, limits: Limits) -> LigandOk
             Chem.SanitizeMol(mol)
         except Exception as exc:  # RDKit raises several MolSanitizeException subclasses
             return reject("invalid_chemistry", f"chemically invalid: {exc}")
+        chosen = parent(mol, standardize=standardize)
+    if isinstance(chosen, Refusal):
+        return reject(chosen.code, chosen.message)
+    mol = chosen.mol
     heavy = mol.GetNumHeavyAtoms()
     total = heavy + sum(atom.GetTotalNumHs() for atom in mol.GetAtoms())
     problem = _size_problem(heavy, total, limits)
@@ -109,6 +136,7 @@ def validate_smiles(index: int, name: str, raw: Any, limits: Limits) -> LigandOk
         inchikey=Chem.MolToInchiKey(mol) or "",
         heavy_atoms=heavy,
         total_atoms=total,
+        standardization=chosen.record(),
     )
 
 
