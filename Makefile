@@ -22,12 +22,7 @@ install-dev: $(VENV)/.dev
 
 ## Set up and run the hub on embedded defaults, with a demo account and batch.
 run: install
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
-	@echo "Hub at http://$(HOST):$(PORT)/  (Ctrl-C stops the web server and the dispatcher)"
-	@$(PY) manage.py dispatch & dispatcher=$$!; \
-	  trap 'kill $$dispatcher 2>/dev/null; wait $$dispatcher' EXIT INT TERM; \
-	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	@$(PY) manage.py run_hub --host $(HOST) --port $(PORT)
 
 ## Set up and run the whole test suite (lint, types, tests).
 test: install-dev lint typecheck

@@ -47,8 +47,13 @@ LIGAND_PROFILE = ModelSpec(
             "conformer_energy",
             "Conformer energy",
             "kcal/mol",
-            "lower",
-            description="Force-field energy after minimisation.",
+            # No direction: force-field energies of different molecules have
+            # different reference states, so "lower" would rank nonsense.
+            "none",
+            description=(
+                "Force-field energy of the minimised conformer. Not comparable across molecules "
+                "(each has its own reference state): a check on the conformer, not a ranking metric."
+            ),
         ),
     ),
     default_rank="qed",

@@ -133,7 +133,11 @@ def batch_validate(*, submission: Submission, owner: User | None = None) -> dict
     if owner is not None:
         summary["queue"] = submission_position(owner_id=owner.pk, priority=submission.priority)
     summary["model"] = {"name": spec.name, "version": spec.version, "parameters": prepared.params}
-    summary["protein"] = {"length": len(prepared.protein.sequence), "header": prepared.protein.header}
+    summary["protein"] = {
+        "name": submission.protein_name.strip()[:200] or prepared.protein.label,
+        "length": len(prepared.protein.sequence),
+        "header": prepared.protein.header,
+    }
     return summary
 
 
@@ -207,6 +211,24 @@ def reuse_key(*, manifest: dict[str, Any], canonical_smiles: str) -> str:
     return request_fingerprint({**fields, "ligand": canonical_smiles})
 
 
+def _target_name(owner: User, submission: Submission, protein: Protein, target: Target) -> str:
+    """The given name; else what the owner called this sequence before; else
+    one read from the FASTA header or made from the sequence."""
+    if submission.protein_name.strip():
+        return submission.protein_name.strip()[:200]
+    if not protein.header:
+        earlier = (
+            Batch.objects.filter(owner=owner, target=target)
+            .exclude(target_name="")
+            .order_by("-created_at")
+            .values_list("target_name", flat=True)
+            .first()
+        )
+        if earlier:
+            return earlier
+    return protein.label
+
+
 def _store(owner: User, submission: Submission, prepared: Prepared, key: str | None, request_sha256: str) -> Batch:
     accepted = prepared.report.accepted
     sequence = prepared.protein.sequence
@@ -221,7 +243,7 @@ def _store(owner: User, submission: Submission, prepared: Prepared, key: str | N
             model=prepared.spec.name,
             model_version=prepared.spec.version,
             target=target,
-            target_name=(submission.protein_name or prepared.protein.header)[:200],
+            target_name=_target_name(owner, submission, prepared.protein, target),
             options=prepared.params,
             priority=submission.priority,
             standardize=submission.standardize,

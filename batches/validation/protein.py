@@ -1,5 +1,6 @@
 """Protein sequence validation. FASTA is parsed; whitespace is always stripped."""
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -9,12 +10,26 @@ from omtx_hub.errors import InvalidInput
 AMINO_ACIDS = frozenset("ACDEFGHIKLMNPQRSTVWY" + "X")
 NUCLEOTIDES = frozenset("ACGTUN")
 _WHITESPACE = re.compile(r"\s+")
+# UniProt FASTA headers: "sp|P24941|CDK2_HUMAN Cyclin-dependent kinase 2 OS=…".
+_UNIPROT = re.compile(r"^(?:sp|tr)\|([A-Z0-9]{6,10})\|(\w+)")
 
 
 @dataclass(frozen=True)
 class Protein:
     sequence: str
     header: str
+
+    @property
+    def label(self) -> str:
+        """A name for a target submitted without one: the UniProt entry and
+        accession, the FASTA header, or its length and a fingerprint."""
+        uniprot = _UNIPROT.match(self.header)
+        if uniprot:
+            return f"{uniprot.group(2)} ({uniprot.group(1)})"
+        if self.header:
+            return self.header[:200]
+        digest = hashlib.sha256(self.sequence.encode()).hexdigest()[:8]
+        return f"unnamed {len(self.sequence)}-residue target {digest}"
 
 
 def parse_protein(raw: object, limits: Limits) -> Protein:

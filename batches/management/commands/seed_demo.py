@@ -18,6 +18,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", default="demo")
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="where the hub is served")
 
     def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
@@ -46,5 +47,6 @@ class Command(BaseCommand):
         self.stdout.write(f"token:    {token}")
         self.stdout.write(f"batch:    {batch.pk} ({batch.n_total} jobs, {batch.status})")
         self.stdout.write(
-            f"try:      curl -H 'Authorization: Bearer {token}' http://127.0.0.1:8000/api/v3/batches/{batch.pk}/status"
+            f"try:      curl -H 'Authorization: Bearer {token}' "
+            f"{options['base_url'].rstrip('/')}/api/v3/batches/{batch.pk}/status"
         )

@@ -1,0 +1,43 @@
+"""What a new user meets first: target names, the demo's curl line, model descriptions."""
+
+import io
+from collections.abc import Callable
+
+import pytest
+from django.core.management import call_command
+
+from batches.catalog import LIGAND_PROFILE
+from batches.models import Batch
+from conftest import CDK2
+
+
+@pytest.mark.django_db
+def test_a_target_without_a_name_is_named_from_its_uniprot_header(make_batch: Callable[..., Batch]) -> None:
+    fasta = ">sp|P24941|CDK2_HUMAN Cyclin-dependent kinase 2 OS=Homo sapiens\n" + CDK2
+    assert make_batch(protein_sequence=fasta).target_name == "CDK2_HUMAN (P24941)"
+    assert make_batch(protein_sequence=">my kinase construct\n" + CDK2).target_name == "my kinase construct"
+
+
+@pytest.mark.django_db
+def test_a_bare_sequence_reuses_the_owners_earlier_name_or_gets_a_fingerprint(
+    make_batch: Callable[..., Batch], outsider: object
+) -> None:
+    first = make_batch()
+    assert first.target_name.startswith("unnamed 298-residue target ")
+    named = make_batch(protein_name="CDK2 (ours)")
+    assert named.target_name == "CDK2 (ours)"
+    assert make_batch().target_name == "CDK2 (ours)"
+    # Another user's names are theirs.
+    assert make_batch(user=outsider).target_name == first.target_name
+
+
+@pytest.mark.django_db
+def test_the_demo_prints_a_curl_line_for_the_real_address() -> None:
+    out = io.StringIO()
+    call_command("seed_demo", base_url="http://0.0.0.0:9123", stdout=out)
+    assert "http://0.0.0.0:9123/api/v3/batches/" in out.getvalue()
+
+
+def test_conformer_energy_is_not_offered_as_a_ranking_metric_without_a_warning() -> None:
+    energy = LIGAND_PROFILE.output("conformer_energy")
+    assert energy.direction == "none" or "not comparable" in energy.description
