@@ -31,17 +31,19 @@ class Command(BaseCommand):
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         # Own sessions: the terminal's Ctrl-C reaches this process only, which
         # stops both children in order instead of each printing a traceback.
-        children = [
-            subprocess.Popen([*manage, "dispatch"], start_new_session=True),
-            subprocess.Popen([*manage, "runserver", f"{host}:{port}", "--noreload"], start_new_session=True),
-        ]
+        children = {
+            "the dispatcher": subprocess.Popen([*manage, "dispatch"], start_new_session=True),
+            "the web server": subprocess.Popen(
+                [*manage, "runserver", f"{host}:{port}", "--noreload"], start_new_session=True
+            ),
+        }
         try:
-            while all(child.poll() is None for child in children):
+            while all(child.poll() is None for child in children.values()):
                 time.sleep(0.5)
-            failed = next(child for child in children if child.poll() is not None)
-            raise CommandError(f"{' '.join(failed.args[2:3])} stopped (exit {failed.returncode}); see above")
+            name, failed = next((name, child) for name, child in children.items() if child.poll() is not None)
+            raise CommandError(f"{name} stopped (exit {failed.returncode}); see above")
         finally:
-            _stop(children)
+            _stop(list(children.values()))
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
