@@ -123,7 +123,7 @@ def test_a_salt_and_its_free_base_are_one_molecule() -> None:
     report = validate_ligands(raw_from_json(["CCN", "CCN.Cl", "CC[NH3+].[Cl-]"]), LIMITS)
     assert [ok.index for ok in report.accepted] == [0]
     assert {r.code for r in report.rejected} == {"duplicate"}
-    assert all("after standardization" in r.message for r in report.rejected)
+    assert all("same parent molecule as ligand 1" in r.message for r in report.rejected)
     assert report.summary()["standardization"] == {
         "standardize": True,
         "changed": 0,

@@ -89,8 +89,7 @@ def validate_ligands(
                     name,
                     result.smiles,
                     "duplicate",
-                    f"same molecule as ligand {original.index + 1} ({original.name})"
-                    + (" after standardization" if result.standardization or original.standardization else ""),
+                    f"same {'parent ' if standardize else ''}molecule as ligand {original.index + 1} ({original.name})",
                 )
             )
             continue
