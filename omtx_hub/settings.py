@@ -166,6 +166,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One component per choice set, named for what it is (batches/api/schemas.py).
+    "ENUM_NAME_OVERRIDES": {
+        "BatchStatusEnum": "batches.states.BatchStatus",
+        "JobStatusEnum": "batches.states.JobStatus",
+        "FailureReasonEnum": "batches.states.FailureReason",
+        "ModelNameEnum": "batches.api.schemas.MODEL_NAMES",
+        "ValueKindEnum": "batches.api.schemas.VALUE_KINDS",
+    },
 }
 
 # Execution engine (DESIGN §5).
