@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run install install-dev test lint format typecheck check bench clean
+.PHONY: run install install-dev test lint format typecheck check bench fuzz clean
 
 $(VENV)/.base: requirements/base.txt
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -38,6 +38,10 @@ format: install-dev
 
 typecheck: install-dev
 	$(VENV)/bin/mypy .
+
+## Fuzz the live API against its OpenAPI schema (Schemathesis, every check; docs/api.md, "Contract").
+fuzz: install-dev
+	PY=$(PY) .ci/fuzz
 
 bench: install-dev
 	$(PY) benchmarks/run.py

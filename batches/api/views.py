@@ -7,7 +7,7 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from batches import exports
 from batches.api import representations as rep
+from batches.api import schema_inputs, schemas
 from batches.api.inputs import SubmissionSerializer, submission_from_request
 from batches.catalog import MODELS
 from batches.selectors import batch_get, batch_list, job_get, results_list
@@ -35,16 +36,8 @@ class Pagination(LimitOffsetPagination):
 class BatchCollection(APIView):
     @extend_schema(
         operation_id="batches_list",
-        parameters=[
-            OpenApiParameter("status", str, description="comma-separated batch statuses"),
-            OpenApiParameter("model", str),
-            OpenApiParameter("search", str, description="text in the batch name"),
-            OpenApiParameter("created_after", str),
-            OpenApiParameter("created_before", str),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
-        ],
-        responses={200: dict},
+        parameters=schema_inputs.BATCH_LIST_PARAMETERS,
+        responses={200: schemas.BatchPageSerializer, **schemas.errors()},
     )
     def get(self, request: Request) -> Response:
         params = request.query_params
@@ -63,8 +56,13 @@ class BatchCollection(APIView):
     @extend_schema(
         operation_id="batches_create",
         request=SubmissionSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, location=OpenApiParameter.HEADER)],
-        responses={201: dict, 200: dict},
+        examples=[schema_inputs.SUBMISSION_EXAMPLE],
+        parameters=[schema_inputs.IDEMPOTENCY_KEY, schema_inputs.LOCATION],
+        responses={
+            201: OpenApiResponse(schemas.BatchDetailSerializer, description="Created."),
+            200: OpenApiResponse(schemas.BatchDetailSerializer, description="Idempotent replay: the first batch."),
+            **schemas.errors(409, 413, 503),
+        },
     )
     def post(self, request: Request) -> Response:
         return create_batch(request)
@@ -87,44 +85,81 @@ def create_batch(request: Request) -> Response:
 class LegacySubmit(APIView):
     """POST /api/v3/batches/submit: the predecessor's path and body; same service."""
 
-    @extend_schema(operation_id="batches_submit_legacy", request=SubmissionSerializer, responses={201: dict})
+    @extend_schema(
+        operation_id="batches_submit_legacy",
+        request=SubmissionSerializer,
+        examples=[schema_inputs.SUBMISSION_EXAMPLE],
+        parameters=[schema_inputs.IDEMPOTENCY_KEY, schema_inputs.LOCATION],
+        responses={
+            201: OpenApiResponse(schemas.BatchDetailSerializer, description="Created."),
+            200: OpenApiResponse(schemas.BatchDetailSerializer, description="Idempotent replay: the first batch."),
+            **schemas.errors(409, 413, 503),
+        },
+    )
     def post(self, request: Request) -> Response:
         return create_batch(request)
 
 
 class BatchValidate(APIView):
-    @extend_schema(operation_id="batches_validate", request=SubmissionSerializer, responses={200: dict})
+    @extend_schema(
+        operation_id="batches_validate",
+        request=SubmissionSerializer,
+        examples=[schema_inputs.SUBMISSION_EXAMPLE],
+        responses={200: schemas.ValidationReportSerializer, **schemas.errors(413)},
+    )
     def post(self, request: Request) -> Response:
         submission, _ = submission_from_request(request)
         return Response(batch_validate(submission=submission, owner=request_user(request)))
 
 
 class BatchDetail(APIView):
-    @extend_schema(operation_id="batches_retrieve", responses={200: dict})
+    @extend_schema(
+        operation_id="batches_retrieve",
+        parameters=[schema_inputs.BATCH_ID],
+        responses={200: schemas.BatchDetailSerializer, **schemas.errors(404)},
+    )
     def get(self, request: Request, batch_id: str) -> Response:
         return Response(rep.batch_detail(batch_get(user=request.user, batch_id=batch_id), request))
 
-    @extend_schema(operation_id="batches_destroy", responses={204: None})
+    @extend_schema(
+        operation_id="batches_destroy",
+        parameters=[schema_inputs.BATCH_ID],
+        responses={204: OpenApiResponse(description="Deleted, with its files."), **schemas.errors(404, 409)},
+    )
     def delete(self, request: Request, batch_id: str) -> Response:
         batch_delete(batch=batch_get(user=request.user, batch_id=batch_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class BatchStatus(APIView):
-    @extend_schema(operation_id="batches_status", responses={200: dict})
+    @extend_schema(
+        operation_id="batches_status",
+        parameters=[schema_inputs.BATCH_ID],
+        responses={200: schemas.BatchStatusSerializer, **schemas.errors(404)},
+    )
     def get(self, request: Request, batch_id: str) -> Response:
         return Response(rep.batch_status(batch_get(user=request.user, batch_id=batch_id)))
 
 
 class BatchCancel(APIView):
-    @extend_schema(operation_id="batches_cancel", request=None, responses={200: dict})
+    @extend_schema(
+        operation_id="batches_cancel",
+        request=None,
+        parameters=[schema_inputs.BATCH_ID],
+        responses={200: schemas.BatchStatusSerializer, **schemas.errors(404, 409)},
+    )
     def post(self, request: Request, batch_id: str) -> Response:
         batch = batch_cancel(batch=batch_get(user=request.user, batch_id=batch_id))
         return Response(rep.batch_status(batch))
 
 
 class BatchRetry(APIView):
-    @extend_schema(operation_id="batches_retry", request=None, responses={200: dict})
+    @extend_schema(
+        operation_id="batches_retry",
+        request=None,
+        parameters=[schema_inputs.BATCH_ID],
+        responses={200: schemas.BatchRetrySerializer, **schemas.errors(404, 409)},
+    )
     def post(self, request: Request, batch_id: str) -> Response:
         batch = batch_get(user=request.user, batch_id=batch_id)
         requeued = batch_retry_failed(batch=batch)
@@ -134,16 +169,8 @@ class BatchRetry(APIView):
 class BatchResults(APIView):
     @extend_schema(
         operation_id="batches_results",
-        parameters=[
-            OpenApiParameter("sort", str, description="metric to rank by (default: the model's ranking metric)"),
-            OpenApiParameter("order", str, enum=["asc", "desc"], description="override the metric's direction"),
-            OpenApiParameter("status", str, description="job statuses, comma-separated, or 'all' (default succeeded)"),
-            OpenApiParameter("min_<metric>", float, description="keep rows with metric ≥ value"),
-            OpenApiParameter("max_<metric>", float, description="keep rows with metric ≤ value"),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
-        ],
-        responses={200: dict},
+        parameters=schema_inputs.RESULTS_PARAMETERS,
+        responses={200: schemas.ResultsPageSerializer, **schemas.errors(404)},
     )
     def get(self, request: Request, batch_id: str) -> Response:
         batch = batch_get(user=request.user, batch_id=batch_id)
@@ -167,8 +194,8 @@ class BatchResults(APIView):
 class BatchExport(APIView):
     @extend_schema(
         operation_id="batches_export",
-        parameters=[OpenApiParameter("format", str, enum=sorted(exports.FORMATS), description="default csv")],
-        responses={200: bytes},
+        parameters=schema_inputs.EXPORT_PARAMETERS,
+        responses=schemas.with_errors(schemas.export_responses(), 404),
     )
     def get(self, request: Request, batch_id: str) -> StreamingHttpResponse:
         batch = batch_get(user=request.user, batch_id=batch_id)
@@ -182,7 +209,11 @@ class BatchExport(APIView):
 
 
 class JobCollection(APIView):
-    @extend_schema(operation_id="jobs_list", parameters=[OpenApiParameter("status", str)], responses={200: dict})
+    @extend_schema(
+        operation_id="jobs_list",
+        parameters=schema_inputs.JOB_LIST_PARAMETERS,
+        responses={200: schemas.JobPageSerializer, **schemas.errors(404)},
+    )
     def get(self, request: Request, batch_id: str) -> Response:
         batch = batch_get(user=request.user, batch_id=batch_id)
         jobs = batch.jobs.order_by("index")
@@ -194,14 +225,22 @@ class JobCollection(APIView):
 
 
 class JobDetail(APIView):
-    @extend_schema(operation_id="jobs_retrieve", responses={200: dict})
+    @extend_schema(
+        operation_id="jobs_retrieve",
+        parameters=[schema_inputs.BATCH_ID, schema_inputs.JOB_ID],
+        responses={200: schemas.JobDetailSerializer, **schemas.errors(404)},
+    )
     def get(self, request: Request, batch_id: str, job_id: str) -> Response:
         batch = batch_get(user=request.user, batch_id=batch_id)
         return Response(rep.job_detail(job_get(batch=batch, job_id=job_id), request))
 
 
 class JobStructure(APIView):
-    @extend_schema(operation_id="jobs_structure", responses={200: bytes})
+    @extend_schema(
+        operation_id="jobs_structure",
+        parameters=[schema_inputs.BATCH_ID, schema_inputs.JOB_ID],
+        responses=schemas.with_errors(schemas.structure_responses(), 404),
+    )
     def get(self, request: Request, batch_id: str, job_id: str, fmt: str | None = None) -> FileResponse:
         job = job_get(batch=batch_get(user=request.user, batch_id=batch_id), job_id=job_id)
         if not job.artifact or not default_storage.exists(job.artifact.name):
@@ -223,13 +262,17 @@ class JobStructure(APIView):
 class JobDownload(JobStructure):
     """The predecessor's /download/<fmt> path; 404 when the structure is another format."""
 
-    @extend_schema(operation_id="jobs_download", responses={200: bytes})
+    @extend_schema(
+        operation_id="jobs_download",
+        parameters=[schema_inputs.BATCH_ID, schema_inputs.JOB_ID, schema_inputs.STRUCTURE_FORMAT],
+        responses=schemas.with_errors(schemas.structure_responses(), 404),
+    )
     def get(self, request: Request, batch_id: str, job_id: str, fmt: str | None = None) -> FileResponse:
         return super().get(request, batch_id, job_id, fmt)
 
 
 class ModelCollection(APIView):
-    @extend_schema(operation_id="models_list", responses={200: dict})
+    @extend_schema(operation_id="models_list", responses={200: schemas.ModelListSerializer, **schemas.errors()})
     def get(self, request: Request) -> Response:
         return Response({"models": [_model_info(spec.name) for spec in MODELS.values()]})
 

@@ -1,0 +1,114 @@
+"""The v3 contract for the OpenAPI schema: what each endpoint takes (path,
+query and header parameters with their types and bounds, a request example).
+Enums come from `states.py`, metric names from the registry."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter
+
+from batches import exports, states
+from batches.api.schemas import STRUCTURE_TYPES, numeric_metrics, registry_metrics
+from batches.catalog import ALIASES, MODELS
+
+# --- requests ----------------------------------------------------------------
+
+SUBMISSION_EXAMPLE = OpenApiExample(
+    "Two ligands",
+    request_only=True,
+    media_type="application/json",
+    value={
+        "name": "example",
+        "model": "ligand-profile",
+        "protein_name": "CDK2 fragment",
+        "protein_sequence": "MENFQKVEKIGEGTYGVVYKARNKLTGEVVALKKIRL",
+        "ligands": [{"name": "aspirin", "smiles": "CC(=O)Oc1ccccc1C(=O)O"}, "CCO"],
+        "options": {"conformer": False},
+    },
+)
+
+
+# --- parameters --------------------------------------------------------------
+
+BATCH_ID = OpenApiParameter("batch_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The batch id.")
+JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The job id.")
+PAGE = [
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": 1000},
+        description="Page size, 1 to 1000 (default 50).",
+    ),
+    OpenApiParameter("offset", {"type": "integer", "minimum": 0}, description="Items to skip (default 0)."),
+]
+
+
+def status_parameter(choices: list[str], description: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        "status",
+        {"type": "array", "items": {"type": "string", "enum": choices}},
+        style="form",
+        explode=False,
+        description=f"{description} Comma-separated.",
+    )
+
+
+def threshold_parameters() -> list[OpenApiParameter]:
+    """`min_<metric>` and `max_<metric>` for each numeric metric of the registry."""
+    metrics = registry_metrics()
+    return [
+        OpenApiParameter(
+            f"{prefix}{name}",
+            OpenApiTypes.DOUBLE,
+            description=f"Keep rows whose {metrics[name][0].label} is {word} this "
+            f"({', '.join(metrics[name][1])}; other models refuse it with 400).",
+        )
+        for name in numeric_metrics()
+        for prefix, word in (("min_", "at least"), ("max_", "at most"))
+    ]
+
+
+def _datetime_parameter(name: str, word: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        name, OpenApiTypes.DATETIME, description=f"Batches created {word} this ISO 8601 date-time (or date)."
+    )
+
+
+BATCH_LIST_PARAMETERS = [
+    status_parameter(list(states.BatchStatus.values), "Batch statuses to keep."),
+    OpenApiParameter("model", str, enum=sorted({*MODELS, *ALIASES}), description="Batches of this model."),
+    OpenApiParameter("search", str, description="Text in the batch name (case-insensitive)."),
+    _datetime_parameter("created_after", "at or after"),
+    _datetime_parameter("created_before", "before"),
+    *PAGE,
+]
+RESULTS_PARAMETERS = [
+    BATCH_ID,
+    OpenApiParameter(
+        "sort", str, enum=numeric_metrics(), description="Metric to rank by (default: the model's ranking metric)."
+    ),
+    OpenApiParameter("order", str, enum=["asc", "desc"], description="Override the metric's direction."),
+    status_parameter(
+        [*states.JobStatus.values, "all"], "Job statuses to keep (default `succeeded`); `all` alone keeps every one."
+    ),
+    *threshold_parameters(),
+    *PAGE,
+]
+JOB_LIST_PARAMETERS = [BATCH_ID, status_parameter(list(states.JobStatus.values), "Job statuses to keep."), *PAGE]
+EXPORT_PARAMETERS = [
+    BATCH_ID,
+    OpenApiParameter("format", str, enum=list(exports.FORMATS), default="csv", description="Export format."),
+]
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "maxLength": 200},
+    OpenApiParameter.HEADER,
+    description="Replays of one key with the same body return the first batch (200); with another body, 409.",
+)
+LOCATION = OpenApiParameter(
+    "Location", OpenApiTypes.URI, OpenApiParameter.HEADER, description="The batch's URL.", response=[200, 201]
+)
+STRUCTURE_FORMAT = OpenApiParameter(
+    "fmt",
+    str,
+    OpenApiParameter.PATH,
+    enum=list(STRUCTURE_TYPES),
+    description="The structure's suffix; 404 when the job's structure has the other one.",
+)
