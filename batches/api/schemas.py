@@ -156,11 +156,50 @@ class RejectedLigandSerializer(serializers.Serializer[Any]):
     message = serializers.CharField(help_text="Why, for people.")
 
 
+class StandardizationSummarySerializer(serializers.Serializer[Any]):
+    standardize = serializers.BooleanField(help_text="The policy: ligands reduced to their parent (docs/chemistry.md).")
+    changed = serializers.IntegerField(min_value=0, help_text="Accepted ligands standardization changed.")
+    fragments_removed = serializers.IntegerField(min_value=0, help_text="Accepted ligands with fragments removed.")
+    flagged = serializers.IntegerField(min_value=0, help_text="Accepted ligands flagged (standardize=false).")
+
+
+class StandardizationSerializer(serializers.Serializer[Any]):
+    """What standardization did to one ligand; empty when nothing."""
+
+    removed_fragments = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="SMILES of the fragments removed (counter-ions…)."
+    )
+    changes = serializers.ListField(child=serializers.CharField(), required=False, help_text="Each change, for people.")
+    flags = serializers.ListField(
+        child=serializers.ChoiceField(choices=["multi_fragment", "charged", "metal"]),
+        required=False,
+        help_text="What standardize=false kept as given.",
+    )
+
+
 class ValidationSummarySerializer(serializers.Serializer[Any]):
-    submitted = serializers.IntegerField(min_value=0, help_text="Ligands given.")
+    submitted = serializers.IntegerField(min_value=0, help_text="Ligands given (= accepted + rejected).")
     accepted = serializers.IntegerField(min_value=0, help_text="Ligands accepted (one job each).")
     rejected = serializers.IntegerField(min_value=0, help_text="Ligands refused.")
+    standardization = StandardizationSummarySerializer(
+        required=False, allow_null=True, help_text="The standardization policy and its counts (null on old batches)."
+    )
     rejected_ligands = RejectedLigandSerializer(many=True, help_text="Each refused ligand, in input order.")
+
+
+class StoredValidationSerializer(ValidationSummarySerializer):
+    warnings = serializers.ListField(
+        child=serializers.CharField(), help_text="Options accepted but not applied as given."
+    )
+
+
+class PolicySerializer(serializers.Serializer[Any]):
+    standardize = serializers.BooleanField(help_text="Ligands reduced to their standardized parent.")
+    max_in_flight = serializers.IntegerField(
+        allow_null=True, min_value=1, help_text="Cap on this batch's jobs in flight, or null."
+    )
+    max_attempts = serializers.IntegerField(min_value=1, help_text="Attempts per job (the model's unless set).")
+    timeout_seconds = serializers.IntegerField(min_value=1, help_text="Per-attempt timeout (the model's unless set).")
 
 
 class ManifestSerializer(serializers.Serializer[Any]):
@@ -200,8 +239,9 @@ class BatchDetailSerializer(BatchBriefSerializer, BatchStatusSerializer):
     model_version = serializers.CharField(help_text="Model version the batch runs.")
     priority = serializers.IntegerField(min_value=-10, max_value=10, help_text="Priority within the owner's batches.")
     options = serializers.DictField(child=serializers.JSONField(), help_text="Model parameters after defaults.")
+    policy = PolicySerializer(help_text="The batch's execution and standardization policy.")
     target = TargetSerializer(help_text="The protein.")
-    validation = ValidationSummarySerializer(help_text="What validation accepted and refused.")
+    validation = StoredValidationSerializer(help_text="What validation accepted and refused.")
     manifest = ManifestSerializer(help_text="Everything needed to reproduce the run.")
     links = BatchLinksSerializer(help_text="Absolute URLs of the batch's endpoints.")
 
@@ -252,7 +292,8 @@ class JobRowSerializer(serializers.Serializer[Any]):
     index = serializers.IntegerField(min_value=0, help_text="Position of the ligand in the input (0-based).")
     name = serializers.CharField(help_text="The ligand's name.")
     smiles = serializers.CharField(help_text="The SMILES as given.")
-    canonical_smiles = serializers.CharField(help_text="Canonical isomeric SMILES of the (standardized) ligand.")
+    canonical_smiles = serializers.CharField(help_text="Canonical isomeric SMILES of the standardized parent.")
+    standardization = StandardizationSerializer(help_text="What standardization removed or changed.")
     status = serializers.ChoiceField(choices=states.JobStatus.choices, help_text="Job status.")
     metrics = JobMetricsSerializer(help_text="The model's outputs; empty until the job has any.")
     failure_reason = serializers.ChoiceField(
@@ -315,9 +356,10 @@ class AcceptedLigandSerializer(serializers.Serializer[Any]):
     index = serializers.IntegerField(min_value=0, help_text="Position in the input (0-based).")
     name = serializers.CharField(help_text="The ligand's name.")
     smiles = serializers.CharField(help_text="The SMILES as given.")
-    canonical_smiles = serializers.CharField(help_text="Canonical isomeric SMILES.")
+    canonical_smiles = serializers.CharField(help_text="Canonical isomeric SMILES of the standardized parent.")
     inchikey = serializers.CharField(help_text="InChIKey.")
     heavy_atoms = serializers.IntegerField(min_value=0, help_text="Heavy atoms.")
+    standardization = StandardizationSerializer(help_text="What standardization removed or changed.")
 
 
 class ValidatedModelSerializer(serializers.Serializer[Any]):
@@ -327,6 +369,7 @@ class ValidatedModelSerializer(serializers.Serializer[Any]):
 
 
 class ValidatedProteinSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(help_text="Target name: given, else from the FASTA header or the sequence.")
     length = serializers.IntegerField(min_value=1, help_text="Residues.")
     header = serializers.CharField(allow_blank=True, help_text="FASTA header, or empty.")
 
