@@ -302,7 +302,10 @@ def test_an_sdf_over_the_limit_is_read_to_one_record_past_it(
     assert len(pulled) == limit_of_five + 1
 
 
-def test_an_sdf_at_the_limit_is_accepted(owner_client: APIClient, limit_of_five: int, sdf_records: list[bytes]) -> None:
+def test_an_sdf_at_the_limit_is_accepted(
+    owner_client: APIClient, limit_of_five: int, sdf_records: list[bytes], settings: Any
+) -> None:
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024  # RDKit reads it from a temporary file
     response = _upload(owner_client, "five.sdf", b"".join(sdf_records[:limit_of_five]))
     assert response.status_code == 200, response.content[:300]
     assert response.json()["submitted"] == limit_of_five
