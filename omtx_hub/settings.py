@@ -131,10 +131,22 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
-# DRF applies Django's body limit to JSON; 100,000 ligands of ~60 characters
-# need ~10 MB, so raise it deliberately and reject larger bodies with 413.
+# DRF applies Django's body limit to JSON (and to a form's fields, not its files):
+# 100,000 named ChEMBL ligands and a 1 MiB MSA are 10.7 MB, so raise it
+# deliberately and reject larger bodies with 413 (docs/configuration.md).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("OMTX_MAX_REQUEST_BYTES", 32 * 1024 * 1024, minimum=1024)
-FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+# A multipart request (ligand file and fields) above this answers 413 before its
+# body is read. 100,000 3D SDF records with hydrogens average 4.0 KB (at most
+# 5.2 KB in the shared cMet set); 512 MiB is 5.4 KB a record.
+OMTX_MAX_UPLOAD_BYTES = env_int("OMTX_MAX_UPLOAD_MB", 512, minimum=1) * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "omtx_hub.uploads.CappedUploadHandler",  # first: it refuses before the others store
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+# Ligand files are parsed as streams, so nothing gains from holding one in
+# memory: above Django's default 2.5 MiB an upload goes to a temporary file.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 REST_FRAMEWORK = {
     "DEFAULT_VERSIONING_CLASS": "rest_framework.versioning.NamespaceVersioning",

@@ -1,6 +1,7 @@
 """Turning API requests (JSON, legacy JSON, multipart upload) into a Submission."""
 
 import hashlib
+import itertools
 import json
 from typing import Any
 
@@ -9,9 +10,9 @@ from rest_framework.request import Request
 
 from batches.catalog import DEFAULT_MODEL, get_model
 from batches.services.submission import ON_INVALID, Submission, request_fingerprint
-from batches.validation.files import read_ligand_file
+from batches.validation.files import iter_ligand_file
 from batches.validation.ligands import raw_from_json
-from omtx_hub.errors import InvalidInput
+from omtx_hub.errors import InvalidInput, TooLarge
 
 # The predecessor's top-level model switches; they apply where the model has them.
 LEGACY_OPTIONS = ("use_msa", "use_potentials")
@@ -139,7 +140,17 @@ def _from_upload(request: Request, upload: Any) -> tuple[Submission, str]:
     serializer = SubmissionSerializer(data=fields)
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
-    content = upload.read()
-    ligands = read_ligand_file(content, upload.name or "upload", data.get("format") or None)
-    fingerprint = request_fingerprint({**fields, "file_sha256": hashlib.sha256(content).hexdigest()})
-    return _build(data, list(ligands)), fingerprint
+    filename = upload.name or "upload"
+    limit = get_model(data["model"]).limits.max_ligands
+    # One record past the limit proves the file too large; reading on would cost
+    # time and memory to count records nobody will run.
+    records = iter_ligand_file(upload, filename, data.get("format") or None)
+    ligands: list[Any] = list(itertools.islice(records, limit + 1))
+    if len(ligands) > limit:
+        raise TooLarge(
+            f"{filename} holds more than {limit} ligands; a batch holds at most {limit}.",
+            details={"max_ligands": limit},
+        )
+    upload.seek(0)  # hashed in chunks, from the start, whatever the parser left
+    fingerprint = request_fingerprint({**fields, "file_sha256": hashlib.file_digest(upload, "sha256").hexdigest()})
+    return _build(data, ligands), fingerprint

@@ -1,13 +1,20 @@
 """Ligand files: CSV/TSV (header detection), SMILES files, SDF.
 
-Each reader yields one RawLigand per input record, in order, so the
-validation report can name every record, including the unreadable ones.
+Each reader is a generator over the uploaded file: it yields one RawLigand per
+input record, in order, so the validation report can name every record,
+including the unreadable ones. They read the file a chunk at a time and hold
+only the record in hand (plus the first rows, for sniffing), so a caller that
+stops early (the ligand limit) stops the reading too, and memory stays flat
+whatever the file's size.
 """
 
+import codecs
 import csv
 import io
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from rdkit import Chem
 
@@ -37,6 +44,18 @@ FORMATS = {
     "sd": "sdf",
     "mol": "sdf",
 }
+CHUNK_BYTES = 64 * 1024
+# What the CSV dialect sniffer and the SMILES-column sniffer look at.
+SNIFF_CHARS = 8192
+SNIFF_ROWS = 25
+# A SMILES is at most a few thousand characters (Limits.max_smiles_length); a
+# line this long is not a ligand record, and holding it would undo the
+# constant memory of reading line by line.
+MAX_LINE_CHARS = 1024 * 1024
+
+
+class Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -59,22 +78,70 @@ def detect_format(filename: str, explicit: str | None) -> str:
     return FORMATS[key]
 
 
-def decode(data: bytes, filename: str) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{filename} is not UTF-8 text (byte {exc.start + 1}).", code="invalid_file") from exc
-
-
 def read_ligand_file(data: bytes, filename: str, explicit_format: str | None = None) -> list[RawLigand]:
+    """The whole file at once, for callers that already hold it in memory."""
+    return list(iter_ligand_file(io.BytesIO(data), filename, explicit_format))
+
+
+def iter_ligand_file(stream: Readable, filename: str, explicit_format: str | None = None) -> Iterator[RawLigand]:
+    """The file's records, read as they are consumed. The format is checked now;
+    undecodable or empty text raises InvalidInput when iteration reaches it."""
     fmt = detect_format(filename, explicit_format)
     if fmt == "sdf":
-        return list(_read_sdf(data))
-    text = decode(data, filename)
-    rows = _read_csv(text) if fmt == "csv" else _read_smi(text)
-    if not rows:
+        return _read_sdf(stream)
+    lines = _lines(_decode(_chunks(stream), filename), filename)
+    rows = _read_csv(lines) if fmt == "csv" else _read_smi(lines)
+    return _non_empty(rows, filename)
+
+
+def _chunks(stream: Readable) -> Iterator[bytes]:
+    return iter(lambda: stream.read(CHUNK_BYTES), b"")
+
+
+def _decode(chunks: Iterable[bytes], filename: str) -> Iterator[str]:
+    """UTF-8 text, a leading byte-order mark dropped, as the chunks arrive."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    fed = 0
+    at_start = True
+    for chunk in itertools.chain(chunks, [b""]):
+        # Bytes of an incomplete character carried over from the last chunk: the
+        # error's offset counts from them, and the message names the file's byte.
+        carried = len(decoder.getstate()[0])
+        try:
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            byte = fed - carried + exc.start + 1
+            raise InvalidInput(f"{filename} is not UTF-8 text (byte {byte}).", code="invalid_file") from exc
+        fed += len(chunk)
+        if at_start and text:
+            text = text.removeprefix("\ufeff")
+            at_start = False
+        if text:
+            yield text
+
+
+def _lines(texts: Iterable[str], filename: str) -> Iterator[str]:
+    """Lines ending at "\\n", with their ending (what csv.reader expects)."""
+    pending = ""
+    for text in texts:
+        *complete, pending = (pending + text).split("\n")
+        for line in complete:
+            yield line + "\n"
+        if len(pending) > MAX_LINE_CHARS:
+            raise InvalidInput(
+                f"{filename} has a line longer than {MAX_LINE_CHARS} characters; it is not a ligand file.",
+                code="invalid_file",
+            )
+    if pending:
+        yield pending
+
+
+def _non_empty(ligands: Iterator[RawLigand], filename: str) -> Iterator[RawLigand]:
+    first = next(ligands, None)
+    if first is None:
         raise InvalidInput(f"{filename} holds no ligands.", code="empty_file")
-    return rows
+    yield first
+    yield from ligands
 
 
 def _parses(token: str) -> bool:
@@ -84,62 +151,95 @@ def _parses(token: str) -> bool:
 
 def _smiles_column(rows: list[list[str]]) -> int:
     """Which column holds the SMILES, judged by what RDKit can parse in a sample."""
-    sample = rows[:25]
+    sample = rows[:SNIFF_ROWS]
     width = max((len(r) for r in sample), default=1)
     scores = [sum(1 for r in sample if i < len(r) and r[i] and _parses(r[i])) for i in range(width)]
     return max(range(width), key=lambda i: (scores[i], -i))
 
 
-def _to_ligands(rows: list[list[str]], smiles_col: int, name_col: int | None) -> list[RawLigand]:
-    ligands = []
+def _to_ligands(rows: Iterable[list[str]], smiles_col: int, name_col: int | None) -> Iterator[RawLigand]:
     for row in rows:
         smiles = row[smiles_col] if smiles_col < len(row) else ""
         name = row[name_col] if name_col is not None and name_col < len(row) else None
-        ligands.append(RawLigand(name=name, smiles=smiles))
-    return ligands
+        yield RawLigand(name=name, smiles=smiles)
 
 
-def _read_csv(text: str) -> list[RawLigand]:
-    sample = text[:8192]
+def _head(lines: Iterator[str], chars: int) -> list[str]:
+    """The first lines, up to `chars` characters or a little past them."""
+    head: list[str] = []
+    size = 0
+    while size < chars:
+        line = next(lines, None)
+        if line is None:
+            break
+        head.append(line)
+        size += len(line)
+    return head
+
+
+def _read_csv(lines: Iterator[str]) -> Iterator[RawLigand]:
+    head = _head(lines, SNIFF_CHARS)
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",\t;")
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff("".join(head)[:SNIFF_CHARS], delimiters=",\t;")
     except csv.Error:
         dialect = csv.excel
-    rows = [row for row in csv.reader(io.StringIO(text), dialect) if any(cell.strip() for cell in row)]
-    if not rows:
-        return []
-    header = [cell.strip().lower() for cell in rows[0]]
+    reader = csv.reader(itertools.chain(head, lines), dialect)
+    rows = _csv_rows(row for row in reader if any(cell.strip() for cell in row))
+    first = next(rows, None)
+    if first is None:
+        return
+    header = [cell.strip().lower() for cell in first]
     smiles_col = next((header.index(c) for c in SMILES_COLUMNS if c in header), None)
     if smiles_col is not None:
         name_col = next((header.index(c) for c in NAME_COLUMNS if c in header), None)
-        return _to_ligands(rows[1:], smiles_col, name_col)
-    smiles_col = _smiles_column(rows)
-    name_col = next((i for i in range(len(rows[0])) if i != smiles_col), None)
-    return _to_ligands(rows, smiles_col, name_col)
+        yield from _to_ligands(rows, smiles_col, name_col)
+        return
+    sample = [first, *itertools.islice(rows, SNIFF_ROWS - 1)]
+    smiles_col = _smiles_column(sample)
+    name_col = next((i for i in range(len(first)) if i != smiles_col), None)
+    yield from _to_ligands(itertools.chain(sample, rows), smiles_col, name_col)
 
 
-def _read_smi(text: str) -> list[RawLigand]:
-    rows = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        rows.append(stripped.split(None, 1))
-    if rows and rows[0][0].lower() in SMILES_COLUMNS + NAME_COLUMNS:
-        rows = rows[1:]
-    if not rows:
-        return []
+def _csv_rows(rows: Iterator[list[str]]) -> Iterator[list[str]]:
+    # The csv module refuses a field over its size limit (128 KiB) with csv.Error.
+    try:
+        yield from rows
+    except csv.Error as exc:
+        raise InvalidInput(f"The CSV file cannot be read: {exc}.", code="invalid_file") from exc
+
+
+def _read_smi(lines: Iterator[str]) -> Iterator[RawLigand]:
+    rows: Iterator[list[str]] = (
+        stripped.split(None, 1)
+        for line in lines
+        for piece in line.splitlines()
+        if (stripped := piece.strip()) and not stripped.startswith("#")
+    )
+    first = next(rows, None)
+    if first is None:
+        return
+    if first[0].lower() not in SMILES_COLUMNS + NAME_COLUMNS:
+        rows = itertools.chain([first], rows)
+    sample = list(itertools.islice(rows, SNIFF_ROWS))
+    if not sample:
+        return
     # SMILES files come as "SMILES name" and as "name<TAB>SMILES" (ZINC exports).
-    smiles_col = _smiles_column(rows)
+    smiles_col = _smiles_column(sample)
     name_col = 1 - smiles_col if smiles_col in (0, 1) else None
-    return _to_ligands([[c.strip() for c in r] for r in rows], smiles_col, name_col)
+    stripped_rows = ([c.strip() for c in r] for r in itertools.chain(sample, rows))
+    yield from _to_ligands(stripped_rows, smiles_col, name_col)
 
 
-def _read_sdf(data: bytes) -> Iterator[RawLigand]:
-    supplier = Chem.ForwardSDMolSupplier(io.BytesIO(data), sanitize=True, removeHs=True)
-    with rdkit_messages():
-        records = list(supplier)
-    for number, mol in enumerate(records, start=1):
+def _read_sdf(stream: Readable) -> Iterator[RawLigand]:
+    # RDKit pulls the file through its read() and holds one record at a time.
+    supplier = Chem.ForwardSDMolSupplier(stream, sanitize=True, removeHs=True)
+    for number in itertools.count(1):
+        # The capture's lock is taken per record, never held across a yield.
+        with rdkit_messages():
+            try:
+                mol = next(supplier)
+            except StopIteration:
+                return
         if mol is None:
             yield RawLigand(name=None, smiles=None, error=f"SDF record {number} could not be read by RDKit")
             continue
