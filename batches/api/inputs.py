@@ -10,7 +10,7 @@ from rest_framework.request import Request
 
 from batches.catalog import DEFAULT_MODEL, get_model
 from batches.services.submission import ON_INVALID, Submission, request_fingerprint
-from batches.validation.files import iter_ligand_file
+from batches.validation.files import detect_format, iter_ligand_file, sdf_records_exceed
 from batches.validation.ligands import raw_from_json
 from omtx_hub.errors import InvalidInput, TooLarge
 
@@ -144,9 +144,11 @@ def _from_upload(request: Request, upload: Any) -> tuple[Submission, str]:
     limit = get_model(data["model"]).limits.max_ligands
     # One record past the limit proves the file too large; reading on would cost
     # time and memory to count records nobody will run.
-    records = iter_ligand_file(upload, filename, data.get("format") or None)
-    ligands: list[Any] = list(itertools.islice(records, limit + 1))
-    if len(ligands) > limit:
+    fmt = detect_format(filename, data.get("format") or None)
+    over = fmt == "sdf" and sdf_records_exceed(upload, limit)
+    upload.seek(0)
+    ligands: list[Any] = [] if over else list(itertools.islice(iter_ligand_file(upload, filename, fmt), limit + 1))
+    if over or len(ligands) > limit:
         raise TooLarge(
             f"{filename} holds more than {limit} ligands; a batch holds at most {limit}.",
             details={"max_ligands": limit},

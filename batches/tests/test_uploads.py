@@ -289,7 +289,7 @@ def test_a_form_field_over_the_limit_is_413_in_the_envelope(owner_client: APICli
 # -- parsing stops at the ligand limit ------------------------------------------------------
 
 
-def test_an_sdf_over_the_limit_is_read_to_one_record_past_it(
+def test_an_sdf_over_the_limit_is_refused_before_any_record_is_parsed(
     owner_client: APIClient, limit_of_five: int, sdf_records: list[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pulled = _spy_records(monkeypatch)
@@ -299,7 +299,26 @@ def test_an_sdf_over_the_limit_is_read_to_one_record_past_it(
     assert error["code"] == "too_large"
     assert error["message"] == "many.sdf holds more than 5 ligands; a batch holds at most 5."
     assert error["details"] == {"max_ligands": 5}
-    assert len(pulled) == limit_of_five + 1
+    assert pulled == []  # counted by separators: parsing 3D records costs ~1 ms each
+
+
+@pytest.mark.parametrize("chunk", [3, 4, 5, 7, 64, 65536])
+def test_sdf_records_are_counted_across_chunk_boundaries(
+    sdf_records: list[bytes], monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(files, "CHUNK_BYTES", chunk)
+    content = b"".join(sdf_records[:6])
+    assert files.sdf_records_exceed(io.BytesIO(content), 5) is True
+    assert files.sdf_records_exceed(io.BytesIO(content), 6) is False
+
+
+def test_an_sdf_whose_last_record_has_no_separator_is_still_held_to_the_limit(
+    owner_client: APIClient, limit_of_five: int, sdf_records: list[bytes]
+) -> None:
+    # Six records, the last without its $$$$: the count says five, the parser finds six.
+    content = b"".join(sdf_records[:6]).rstrip().removesuffix(b"$$$$")
+    response = _upload(owner_client, "six.sdf", content)
+    assert response.status_code == 413
 
 
 def test_an_sdf_at_the_limit_is_accepted(
