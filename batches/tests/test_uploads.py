@@ -376,7 +376,6 @@ def test_readers_pull_only_what_is_consumed(
 BEFORE = [
     ("cdk2_zinc.smi", 47, "f8a6864231bd6c65677af90f8dcf391326b9fa944fee4ec4065fa200f23de872"),
     ("chembl2321810.smi", 1017, "59edc79745913b391cad5e5bd620b948165c4d7fbfaa1dc87f162ee5f7bdb2ad"),
-    ("chembl2321810_activity.csv", 1018, "b0b774a05eaef151f12c2e923e7fe97272a9e3716039d11de31b2aa268d4cb92"),
     ("zinc100.tsv", 100, "c625d329d550006b7f96745f1e5cda0ee92c0af3fd01927a1fa75e71ae29ee22"),
 ]
 
@@ -395,6 +394,22 @@ def test_text_files_read_as_before(
     records = _read_streaming(shared_data / "ligands" / filename)
     assert len(records) == count
     assert hashlib.sha256(json.dumps(records).encode()).hexdigest() == digest
+
+
+def test_a_table_without_smiles_is_refused_as_a_whole(shared_data: Path, owner_client: APIClient) -> None:
+    # An activity table (ChEMBL id, pActivity): before, 1,018 "invalid SMILES", its header among them.
+    content = (shared_data / "ligands" / "chembl2321810_activity.csv").read_bytes()
+    response = _upload(owner_client, "activity.csv", content)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "no_smiles_column"
+    assert "Name, Act" in error["message"]
+
+
+def test_a_header_with_unknown_names_is_not_a_ligand() -> None:
+    content = b"Ligand SMILES,Compound,pIC50\nCCO,ethanol,5.1\nc1ccccc1O,phenol,6.2\n"
+    records = list(iter_ligand_file(io.BytesIO(content), "table.csv"))
+    assert [(r.name, r.smiles) for r in records] == [("ethanol", "CCO"), ("phenol", "c1ccccc1O")]
 
 
 def test_sdf_reads_as_rdkit_reads_it_whole(shared_data: Path) -> None:

@@ -211,7 +211,22 @@ def _read_csv(lines: Iterator[str]) -> Iterator[RawLigand]:
         return
     sample = [first, *itertools.islice(rows, SNIFF_ROWS - 1)]
     smiles_col = _smiles_column(sample)
-    name_col = next((i for i in range(len(first)) if i != smiles_col), None)
+    if not any(smiles_col < len(row) and _parses(row[smiles_col]) for row in sample):
+        raise InvalidInput(
+            f"No column holds SMILES: none of the first {len(sample)} rows parses in any column "
+            f"(first row: {', '.join(first)[:200]}). Name the SMILES column one of {', '.join(SMILES_COLUMNS)}.",
+            code="no_smiles_column",
+        )
+    if len(sample) > 1 and not _parses(first[smiles_col] if smiles_col < len(first) else ""):
+        # A header with names we do not know ("Structure", "Ligand SMILES"): the
+        # column parses below it, not in it.
+        names = [cell.strip().lower() for cell in first]
+        name_col = next((names.index(c) for c in NAME_COLUMNS if c in names), None)
+        sample = sample[1:]
+    else:
+        name_col = None
+    if name_col is None:
+        name_col = next((i for i in range(len(first)) if i != smiles_col), None)
     yield from _to_ligands(itertools.chain(sample, rows), smiles_col, name_col)
 
 
