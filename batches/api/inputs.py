@@ -10,7 +10,7 @@ from rest_framework.request import Request
 
 from batches.catalog import DEFAULT_MODEL, get_model
 from batches.services.submission import ON_INVALID, Submission, request_fingerprint
-from batches.validation.files import detect_format, iter_ligand_file, sdf_records_exceed
+from batches.validation.files import FORMATS, detect_format, iter_ligand_file, sdf_records_exceed
 from batches.validation.ligands import raw_from_json
 from omtx_hub.errors import InvalidInput, TooLarge
 
@@ -18,11 +18,20 @@ from omtx_hub.errors import InvalidInput, TooLarge
 LEGACY_OPTIONS = ("use_msa", "use_potentials")
 
 
+class TextField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of turning them into text."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class SubmissionSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    model = serializers.CharField(max_length=50, required=False, default=DEFAULT_MODEL)
-    protein_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    protein_sequence = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    name = TextField(max_length=200, required=False, allow_blank=True, default="")
+    model = TextField(max_length=50, required=False, default=DEFAULT_MODEL)
+    protein_name = TextField(max_length=200, required=False, allow_blank=True, default="")
+    protein_sequence = TextField(allow_blank=True, trim_whitespace=False)
     ligands = serializers.ListField(child=serializers.JSONField(allow_null=True), required=False)
     options = serializers.DictField(required=False, default=dict)
     priority = serializers.IntegerField(required=False, default=0, min_value=-10, max_value=10)
@@ -44,7 +53,9 @@ class SubmissionSerializer(serializers.Serializer[Any]):
         default=None,
         help_text="per-attempt timeout, at most the model's (GET /models)",
     )
-    format = serializers.CharField(required=False, allow_blank=True, help_text="file format when uploading")
+    format = serializers.ChoiceField(
+        choices=sorted(FORMATS), required=False, allow_blank=True, help_text="file format when uploading"
+    )
 
 
 class LegacySubmissionSerializer(serializers.Serializer[Any]):

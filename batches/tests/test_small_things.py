@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import pytest
 from django.core.management import call_command
+from rest_framework.test import APIClient
 
 from batches.catalog import LIGAND_PROFILE
 from batches.models import Batch
@@ -41,3 +42,12 @@ def test_the_demo_prints_a_curl_line_for_the_real_address() -> None:
 def test_conformer_energy_is_not_offered_as_a_ranking_metric_without_a_warning() -> None:
     energy = LIGAND_PROFILE.output("conformer_energy")
     assert energy.direction == "none" or "not comparable" in energy.description
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("field", "value"), [("name", 5), ("protein_name", True), ("format", 0), ("format", "pdf")])
+def test_a_number_is_not_text(owner_client: APIClient, field: str, value: object) -> None:
+    body = {"protein_sequence": CDK2, "ligands": ["CCO"], field: value}
+    response = owner_client.post("/api/v3/batches/validate", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["details"]
