@@ -47,7 +47,9 @@ def raw_from_json(items: Any) -> list[RawLigand | LigandRejected]:
     return raws
 
 
-def validate_ligands(raws: list[RawLigand | LigandRejected], limits: Limits) -> LigandReport:
+def validate_ligands(
+    raws: list[RawLigand | LigandRejected], limits: Limits, *, allow_duplicates: bool = False
+) -> LigandReport:
     accepted: list[LigandOk] = []
     rejected: list[LigandRejected] = []
     first_seen: dict[str, LigandOk] = {}
@@ -68,7 +70,8 @@ def validate_ligands(raws: list[RawLigand | LigandRejected], limits: Limits) -> 
             rejected.append(result)
             continue
         original = first_seen.get(result.canonical_smiles)
-        if original is not None:
+        # Allowed duplicates each become a job; the engine computes the molecule once.
+        if original is not None and not allow_duplicates:
             rejected.append(
                 LigandRejected(
                     index,
