@@ -54,26 +54,56 @@ def _within_cap(batch: Batch, wanted: int) -> int:
 
 
 def _claim_batch(batch: Batch, wanted: int, token: str, lease_seconds: int, now: datetime) -> int:
-    """Claim the batch's first `wanted` ready jobs in input order."""
+    """Claim the batch's first `wanted` ready jobs in input order, computing
+    each molecule once: a job whose reuse key is in flight in this batch waits
+    (queued), and is served by the reuse path once that molecule succeeds."""
     if wanted <= 0:
         return 0
     ready = Job.objects.filter(batch_id=batch.pk, status=JobStatus.QUEUED).filter(
         Q(not_before__isnull=True) | Q(not_before__lte=now)
     )
-    # One conditional UPDATE … WHERE id IN (the first `wanted` ready jobs in
-    # input order): the status condition and the row count are the same statement's.
-    first = ready.order_by("index").values("pk")[:wanted]
-    moved = Job.objects.filter(pk__in=Subquery(first), status=JobStatus.QUEUED).update(
-        status=JobStatus.DISPATCHED,
-        claim_token=token,
-        attempts=F("attempts") + 1,
-        call_id="",
-        lease_expires_at=now + timedelta(seconds=lease_seconds),
-        started_at=now,
+    in_flight = (
+        Job.objects.filter(batch_id=batch.pk, status__in=HELD).exclude(reuse_key="").order_by().values("reuse_key")
     )
+    rows = ready.exclude(reuse_key__in=Subquery(in_flight)).order_by("index").values_list("pk", "reuse_key")
+    picked = _one_per_molecule(list(rows[:wanted]))
+    moved = 0
+    # Conditional on `queued`; under the batch lock the row count is exact.
+    for start in range(0, len(picked), CHUNK):
+        moved += Job.objects.filter(pk__in=picked[start : start + CHUNK], status=JobStatus.QUEUED).update(
+            status=JobStatus.DISPATCHED,
+            claim_token=token,
+            attempts=F("attempts") + 1,
+            call_id="",
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            started_at=now,
+        )
     if moved:
         apply_counts(batch, {JobStatus.QUEUED: -moved, JobStatus.DISPATCHED: moved}, now=now)
     return moved
+
+
+def _one_per_molecule(rows: list[tuple[UUID, str]]) -> list[UUID]:
+    """The claim's jobs of (id, reuse key) rows: a later job repeating a key
+    waits for the first, unless that molecule has succeeded already (then every
+    one of them is a reuse, not a computation). Only a claim that holds
+    duplicates (the legacy path's) asks which keys have a success."""
+    keys = [key for _, key in rows if key]
+    if len(set(keys)) == len(keys):
+        return [pk for pk, _ in rows]
+    done = set(
+        Job.objects.filter(reuse_key__in=set(keys), status=JobStatus.SUCCEEDED)
+        .order_by()
+        .values_list("reuse_key", flat=True)
+    )
+    picked: list[UUID] = []
+    seen: set[str] = set()
+    for pk, key in rows:
+        if key and key in seen and key not in done:
+            continue
+        seen.add(key)
+        picked.append(pk)
+    return picked
 
 
 @dataclass(frozen=True)

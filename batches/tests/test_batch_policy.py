@@ -1,5 +1,6 @@
-"""Per-batch policy in the engine: max_in_flight, max_attempts, timeout_seconds.
-Each invariant has a test that fails when the engine ignores it."""
+"""Per-batch policy in the engine: max_in_flight, max_attempts, timeout_seconds,
+and in-batch duplicates (allowed on the legacy path) computed once. Each
+invariant has a test that fails when the engine ignores it."""
 
 from collections import Counter
 from collections.abc import Callable
@@ -11,14 +12,24 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from batches.engine.dispatcher import Dispatcher
-from batches.engine.types import ChunkRequest
+from batches.engine.types import ChunkRequest, JobInput, JobOutcome
 from batches.models import Batch, Job
 from batches.services.claims import claim_jobs
 from batches.services.lifecycle import batch_retry_failed
 from batches.states import BatchStatus, FailureReason, JobStatus
-from batches.tests.fakes import FakeExecutor
+from batches.tests.fakes import FakeExecutor, succeed
 from batches.tests.test_concurrency import drain_claims, race, unexpected
 from batches.tests.test_transitions import assert_counters_match_rows
+
+# Three names for ethanol (two spellings), two for phenol, one caffeine.
+DUPLICATED = [
+    {"name": "ethanol", "smiles": "CCO"},
+    {"name": "phenol", "smiles": "c1ccccc1O"},
+    {"name": "EtOH", "smiles": "OCC"},
+    {"name": "alcohol", "smiles": "CCO"},
+    {"name": "caffeine", "smiles": "Cn1cnc2c1c(=O)n(C)c(=O)n2C"},
+    {"name": "carbolic acid", "smiles": "Oc1ccccc1"},
+]
 
 
 class TimedExecutor(FakeExecutor):
@@ -37,6 +48,11 @@ def fake_dispatcher(executor: FakeExecutor, **kwargs: int) -> Dispatcher:
     return Dispatcher(executors={"local": executor}, **kwargs)
 
 
+def computed(executor: FakeExecutor) -> Counter[str]:
+    """How many times the executor was asked for each molecule."""
+    return Counter(job.smiles for request in executor.submitted for job in request.jobs)
+
+
 def in_flight(batch: Batch) -> int:
     return batch.jobs.filter(status__in=[JobStatus.DISPATCHED, JobStatus.RUNNING]).count()
 
@@ -45,6 +61,84 @@ def drain(dispatcher: Dispatcher, passes: int = 20) -> None:
     for _ in range(passes):
         Job.objects.update(not_before=None)
         dispatcher.run_once()
+
+
+# -- in-batch duplicates ---------------------------------------------------------
+
+
+def test_in_batch_duplicates_are_computed_once(make_batch: Callable[..., Batch]) -> None:
+    executor = FakeExecutor()
+    dispatcher = fake_dispatcher(executor)
+    batch = make_batch(DUPLICATED, allow_duplicates=True)
+    assert batch.n_total == 6
+    drain(dispatcher, 4)
+    assert sorted(computed(executor).values()) == [1, 1, 1]
+    batch.refresh_from_db()
+    assert (batch.status, batch.n_succeeded, batch.n_reused) == (BatchStatus.COMPLETED, 6, 3)
+    ethanol = batch.jobs.get(name="ethanol")
+    for name in ("EtOH", "alcohol"):
+        twin = batch.jobs.get(name=name)
+        assert twin.reused_from == ethanol.pk and twin.result == ethanol.result
+    assert_counters_match_rows(batch)
+
+
+def test_one_claim_takes_one_job_per_molecule(make_batch: Callable[..., Batch]) -> None:
+    batch = make_batch(DUPLICATED, allow_duplicates=True)
+    claimed = fake_dispatcher(FakeExecutor()).claim()
+    assert [job.name for job in claimed] == ["ethanol", "phenol", "caffeine"]
+    assert batch.jobs.filter(status=JobStatus.QUEUED).count() == 3
+    assert_counters_match_rows(batch)
+
+
+def test_a_duplicate_waits_while_its_molecule_is_in_flight(make_batch: Callable[..., Batch]) -> None:
+    remote = FakeExecutor(hold=True)
+    first, second = fake_dispatcher(remote), fake_dispatcher(remote)
+    batch = make_batch(DUPLICATED, allow_duplicates=True)
+    first.run_once()
+    first.run_once()
+    # Another dispatcher, too, leaves the twins of molecules in flight alone.
+    assert second.claim() == []
+    assert sorted(computed(remote).values()) == [1, 1, 1]
+    remote.hold = False
+    first.poll()
+    first.run_once()
+    batch.refresh_from_db()
+    assert (batch.status, batch.n_reused) == (BatchStatus.COMPLETED, 3)
+    assert sorted(computed(remote).values()) == [1, 1, 1]
+
+
+def test_a_failed_molecule_lets_its_duplicate_run(make_batch: Callable[..., Batch]) -> None:
+    def script(job: JobInput) -> JobOutcome:
+        if job.name == "ethanol":
+            return JobOutcome(job.job_id, ok=False, failure_reason="out_of_memory", message="CUDA OOM")
+        return succeed(job)
+
+    executor = FakeExecutor(script)
+    batch = make_batch(DUPLICATED[:3], allow_duplicates=True)
+    drain(fake_dispatcher(executor), 3)
+    assert batch.jobs.get(name="ethanol").status == JobStatus.FAILED
+    # A failure is not copied: the twin is another attempt at the molecule.
+    twin = batch.jobs.get(name="EtOH")
+    assert (twin.status, twin.reused_from) == (JobStatus.SUCCEEDED, None)
+    assert computed(executor)["CCO"] == 2
+
+
+def test_canonical_submissions_still_hold_no_duplicates(make_batch: Callable[..., Batch]) -> None:
+    batch = make_batch(DUPLICATED)
+    assert batch.n_total == 3
+    assert {r["code"] for r in batch.validation_report["rejected_ligands"]} == {"duplicate"}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_racing_dispatchers_compute_each_molecule_once(make_batch: Callable[..., Batch]) -> None:
+    names = [{"name": f"n{i}", "smiles": ("CCO", "CCN", "CCC")[i % 3]} for i in range(30)]
+    make_batch(names, allow_duplicates=True)
+    remote = FakeExecutor(hold=True)
+    dispatchers = [Dispatcher(executors={"local": remote}) for _ in range(3)]
+    results = race(*(partial(drain_claims, d) for d in dispatchers))
+    assert not unexpected(results)
+    assert computed(remote) == {"CCO": 1, "CCN": 1, "CCC": 1}
 
 
 # -- max_in_flight ---------------------------------------------------------------
