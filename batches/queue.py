@@ -23,18 +23,28 @@ class QueuedBatch:
     priority: int
     created_at: datetime
     queued: int
+    # The batch's jobs in flight now, and its own cap on them (None: no cap).
+    held: int = 0
+    max_in_flight: int | None = None
+
+    @property
+    def claimable(self) -> int:
+        """Queued jobs the batch may have claimed now, within its own cap."""
+        if self.max_in_flight is None:
+            return self.queued
+        return max(0, min(self.queued, self.max_in_flight - self.held))
 
 
 def dispatch_queue() -> tuple[list[QueuedBatch], dict[int, int]]:
     """Active batches with their queued counts, and jobs in flight per user:
     what the fair-share claim plans from. O(active batches), not O(jobs)."""
     rows = Batch.objects.filter(status__in=BATCH_ACTIVE).values_list(
-        "pk", "owner_id", "priority", "created_at", "n_queued", "n_dispatched", "n_running"
+        "pk", "owner_id", "priority", "created_at", "n_queued", "n_dispatched", "n_running", "max_in_flight"
     )
     batches: list[QueuedBatch] = []
     held: dict[int, int] = {}
-    for pk, owner_id, priority, created_at, queued, dispatched, running in rows:
-        batches.append(QueuedBatch(pk, owner_id, priority, created_at, queued))
+    for pk, owner_id, priority, created_at, queued, dispatched, running, cap in rows:
+        batches.append(QueuedBatch(pk, owner_id, priority, created_at, queued, dispatched + running, cap))
         held[owner_id] = held.get(owner_id, 0) + dispatched + running
     return batches, held
 

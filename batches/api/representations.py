@@ -7,7 +7,7 @@ from rest_framework.reverse import reverse
 
 from batches.catalog import get_model
 from batches.models import Batch, Job
-from batches.queue import batch_outlook
+from batches.queue import batch_outlook, work_estimate
 from batches.selectors import batch_progress
 from batches.states import BATCH_TERMINAL
 
@@ -90,6 +90,26 @@ def batch_detail(batch: Batch, request: Request) -> dict[str, Any]:
         },
         "manifest": batch.manifest,
         "links": batch_links(batch, request),
+    }
+
+
+def legacy_submitted(batch: Batch, request: Request, *, created: bool) -> dict[str, Any]:
+    """The predecessor's answer to POST /batches/submit, the canonical detail
+    beside it. The duration is the worker time of every job (an upper bound:
+    duplicates and earlier predictions are reused, and workers run in parallel)."""
+    warnings = list((batch.validation_report or {}).get("warnings", []))
+    said = "submitted" if created else "already submitted with this Idempotency-Key"
+    rejected = f", {batch.ligands_rejected} ligands rejected" if batch.ligands_rejected else ""
+    return {
+        **batch_detail(batch, request),
+        "success": True,
+        "batch_id": str(batch.pk),
+        "message": " ".join([f"Batch {said}: {batch.n_total} jobs{rejected}.", *warnings]),
+        "warnings": warnings,
+        "total_jobs": batch.n_total,
+        "estimated_duration_seconds": work_estimate(batch.model, batch.n_total)["worker_seconds"],
+        "status_url": _url("batch-status", request, batch_id=batch.pk),
+        "results_url": _url("batch-results", request, batch_id=batch.pk),
     }
 
 

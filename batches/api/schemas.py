@@ -246,6 +246,23 @@ class BatchDetailSerializer(BatchBriefSerializer, BatchStatusSerializer):
     links = BatchLinksSerializer(help_text="Absolute URLs of the batch's endpoints.")
 
 
+class LegacySubmittedSerializer(BatchDetailSerializer):
+    """The predecessor's answer to POST /batches/submit, the canonical detail beside it."""
+
+    success = serializers.BooleanField(help_text="Always true on a 200.")
+    batch_id = serializers.UUIDField(help_text="The batch id.")
+    message = serializers.CharField(help_text="What was stored, with any warnings, for people.")
+    warnings = serializers.ListField(
+        child=serializers.CharField(), help_text="configuration keys accepted but not applied as given."
+    )
+    total_jobs = serializers.IntegerField(min_value=0, help_text="Jobs stored.")
+    estimated_duration_seconds = serializers.FloatField(
+        min_value=0, help_text="Worker time of every job: an upper bound (reuse, parallel workers)."
+    )
+    status_url = serializers.URLField(help_text="GET progress.")
+    results_url = serializers.URLField(help_text="GET ranked results.")
+
+
 # --- jobs and results --------------------------------------------------------
 
 _KIND_FIELDS: dict[str, type[serializers.Field[Any, Any, Any, Any]]] = {

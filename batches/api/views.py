@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from batches import exports
 from batches.api import representations as rep
 from batches.api import schema_inputs, schemas
-from batches.api.inputs import SubmissionSerializer, submission_from_request
+from batches.api.inputs import LegacySubmissionSerializer, SubmissionSerializer, submission_from_request
 from batches.catalog import MODELS
 from batches.selectors import batch_get, batch_list, job_get, results_list
 from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed
@@ -68,8 +68,9 @@ class BatchCollection(APIView):
         return create_batch(request)
 
 
-def create_batch(request: Request) -> Response:
-    """Shared by the canonical create and the predecessor's /submit path."""
+def create_batch(request: Request, *, legacy: bool = False) -> Response:
+    """Shared by the canonical create (201, or 200 for an Idempotency-Key
+    replay) and the predecessor's /submit path (always 200, its own body)."""
     submission, fingerprint = submission_from_request(request)
     key = request.headers.get("Idempotency-Key") or None
     if key is not None and len(key) > 200:
@@ -77,27 +78,28 @@ def create_batch(request: Request) -> Response:
     batch, created = batch_create(
         owner=request_user(request), submission=submission, idempotency_key=key, request_sha256=fingerprint
     )
+    if legacy:
+        body = rep.legacy_submitted(batch, request, created=created)
+        return Response(body, status=status.HTTP_200_OK, headers={"Location": body["url"]})
     code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     body = rep.batch_detail(batch, request)
     return Response(body, status=code, headers={"Location": body["url"]})
 
 
 class LegacySubmit(APIView):
-    """POST /api/v3/batches/submit: the predecessor's path and body; same service."""
+    """POST /api/v3/batches/submit: the predecessor's path, body and answer; same service."""
 
     @extend_schema(
         operation_id="batches_submit_legacy",
-        request=SubmissionSerializer,
-        examples=[schema_inputs.SUBMISSION_EXAMPLE],
-        parameters=[schema_inputs.IDEMPOTENCY_KEY, schema_inputs.LOCATION],
+        request=LegacySubmissionSerializer,
+        parameters=[schema_inputs.IDEMPOTENCY_KEY],
         responses={
-            201: OpenApiResponse(schemas.BatchDetailSerializer, description="Created."),
-            200: OpenApiResponse(schemas.BatchDetailSerializer, description="Idempotent replay: the first batch."),
+            200: OpenApiResponse(schemas.LegacySubmittedSerializer, description="Created, or an idempotent replay."),
             **schemas.errors(409, 413, 503),
         },
     )
     def post(self, request: Request) -> Response:
-        return create_batch(request)
+        return create_batch(request, legacy=True)
 
 
 class BatchValidate(APIView):

@@ -40,17 +40,19 @@ def claim_plan(
     weights: dict[int, float],
 ) -> list[tuple[UUID, int]]:
     """(batch id, jobs to claim) for this pass: users' fair shares, each spent
-    on that user's batches by priority, then age."""
+    on that user's batches by priority, then age. A batch at its own
+    `max_in_flight` asks for nothing, so its owner's share goes to their next
+    batch (the claim checks the cap again under the batch lock)."""
     per_user: dict[int, list[QueuedBatch]] = {}
     for batch in batches:
-        if batch.queued > 0:
+        if batch.claimable > 0:
             per_user.setdefault(batch.owner_id, []).append(batch)
-    demand = {user: sum(b.queued for b in user_batches) for user, user_batches in per_user.items()}
+    demand = {user: sum(b.claimable for b in user_batches) for user, user_batches in per_user.items()}
     shares = fair_shares(free=free, demand=demand, held=held, weights=weights)
     plan = []
     for user, share in shares.items():
         for batch in sorted(per_user[user], key=lambda b: (-b.priority, b.created_at, str(b.id))):
-            take = min(share, batch.queued)
+            take = min(share, batch.claimable)
             if take:
                 plan.append((batch.id, take))
                 share -= take

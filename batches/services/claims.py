@@ -16,9 +16,8 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from batches.catalog import get_model
 from batches.models import Batch, Job
-from batches.services.retry import retry_decision
+from batches.services.retry import attempts_allowed, retry_decision
 from batches.services.transitions import CHUNK, apply_counts, held_jobs, lock_batches, update_held_rows
 from batches.states import BATCH_ACTIVE, FailureReason, JobStatus
 
@@ -34,30 +33,77 @@ def claim_jobs(*, plan: list[tuple[UUID, int]], token: str, lease_seconds: int) 
         batches = lock_batches(batch_id for batch_id, _ in plan)
         for batch_id, wanted in plan:
             batch = batches.get(batch_id)
-            if batch is None or batch.status not in BATCH_ACTIVE or wanted <= 0:
+            if batch is None or batch.status not in BATCH_ACTIVE:
                 continue
-            ready = Job.objects.filter(batch_id=batch_id, status=JobStatus.QUEUED).filter(
-                Q(not_before__isnull=True) | Q(not_before__lte=now)
-            )
-            # One conditional UPDATE … WHERE id IN (the first `wanted` ready
-            # jobs in input order): the status condition and the row count
-            # are the same statement's.
-            first = ready.order_by("index").values("pk")[:wanted]
-            moved = Job.objects.filter(pk__in=Subquery(first), status=JobStatus.QUEUED).update(
-                status=JobStatus.DISPATCHED,
-                claim_token=token,
-                attempts=F("attempts") + 1,
-                call_id="",
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                started_at=now,
-            )
-            if moved:
-                apply_counts(batch, {JobStatus.QUEUED: -moved, JobStatus.DISPATCHED: moved}, now=now)
+            if _claim_batch(batch, _within_cap(batch, wanted), token, lease_seconds, now):
                 claimed.append(batch_id)
         # Read inside the transaction: a failure here rolls the claim back,
         # so a retried claim cannot strand the first one's jobs.
         jobs = Job.objects.filter(batch_id__in=claimed, claim_token=token, status=JobStatus.DISPATCHED)
         return list(jobs.select_related("batch__target").order_by("batch_id", "index"))
+
+
+def _within_cap(batch: Batch, wanted: int) -> int:
+    """`wanted`, cut to the batch's own `max_in_flight` less what it has
+    dispatched or running. Exact, unlike the plan: the counters move only
+    under the batch lock we hold, so two dispatchers cannot both take the
+    last slot."""
+    if batch.max_in_flight is None:
+        return wanted
+    return min(wanted, batch.max_in_flight - batch.n_dispatched - batch.n_running)
+
+
+def _claim_batch(batch: Batch, wanted: int, token: str, lease_seconds: int, now: datetime) -> int:
+    """Claim the batch's first `wanted` ready jobs in input order, computing
+    each molecule once: a job whose reuse key is in flight in this batch waits
+    (queued), and is served by the reuse path once that molecule succeeds."""
+    if wanted <= 0:
+        return 0
+    ready = Job.objects.filter(batch_id=batch.pk, status=JobStatus.QUEUED).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now)
+    )
+    in_flight = (
+        Job.objects.filter(batch_id=batch.pk, status__in=HELD).exclude(reuse_key="").order_by().values("reuse_key")
+    )
+    rows = ready.exclude(reuse_key__in=Subquery(in_flight)).order_by("index").values_list("pk", "reuse_key")
+    picked = _one_per_molecule(list(rows[:wanted]))
+    moved = 0
+    # Conditional on `queued`; under the batch lock the row count is exact.
+    for start in range(0, len(picked), CHUNK):
+        moved += Job.objects.filter(pk__in=picked[start : start + CHUNK], status=JobStatus.QUEUED).update(
+            status=JobStatus.DISPATCHED,
+            claim_token=token,
+            attempts=F("attempts") + 1,
+            call_id="",
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            started_at=now,
+        )
+    if moved:
+        apply_counts(batch, {JobStatus.QUEUED: -moved, JobStatus.DISPATCHED: moved}, now=now)
+    return moved
+
+
+def _one_per_molecule(rows: list[tuple[UUID, str]]) -> list[UUID]:
+    """The claim's jobs of (id, reuse key) rows: a later job repeating a key
+    waits for the first, unless that molecule has succeeded already (then every
+    one of them is a reuse, not a computation). Only a claim that holds
+    duplicates (the legacy path's) asks which keys have a success."""
+    keys = [key for _, key in rows if key]
+    if len(set(keys)) == len(keys):
+        return [pk for pk, _ in rows]
+    done = set(
+        Job.objects.filter(reuse_key__in=set(keys), status=JobStatus.SUCCEEDED)
+        .order_by()
+        .values_list("reuse_key", flat=True)
+    )
+    picked: list[UUID] = []
+    seen: set[str] = set()
+    for pk, key in rows:
+        if key and key in seen and key not in done:
+            continue
+        seen.add(key)
+        picked.append(pk)
+    return picked
 
 
 @dataclass(frozen=True)
@@ -225,12 +271,12 @@ def _reap_batch(
     if batch.model in durable_models:
         _adopt(batch, expired.exclude(call_id=""), token, lease_seconds, now, reaped)
         expired = expired.filter(call_id="")
-    spec = get_model(batch.model)
+    max_attempts = attempts_allowed(batch)
     deltas: Counter[str] = Counter()
     groups = expired.order_by().values_list("status", "attempts").distinct()
     for status, attempts in list(groups):
         decision = retry_decision(
-            reason=FailureReason.EXECUTOR_ERROR, attempts=attempts, max_attempts=spec.max_attempts, now=now
+            reason=FailureReason.EXECUTOR_ERROR, attempts=attempts, max_attempts=max_attempts, now=now
         )
         moved = expired.filter(status=status, attempts=attempts).update(
             status=decision.status,

@@ -23,7 +23,7 @@ from django.utils import timezone
 from batches.catalog import get_model
 from batches.engine.types import JobOutcome
 from batches.registry import ModelSpec
-from batches.services.retry import retry_decision
+from batches.services.retry import attempts_allowed, retry_decision
 from batches.services.transitions import apply_counts, held_jobs, lock_batches, update_held_rows
 from batches.states import FailureReason, JobStatus
 
@@ -115,6 +115,7 @@ def _apply_batch(batch_id: UUID, deliveries: list[Delivery]) -> list[Delivery]:
     for delivery in deliveries:
         tokens[delivery.token].append(delivery)
     spec = get_model(batch.model)
+    max_attempts = attempts_allowed(batch)
     now = timezone.now()
     deltas: Counter[str] = Counter()
     refused: list[Delivery] = []
@@ -132,7 +133,7 @@ def _apply_batch(batch_id: UUID, deliveries: list[Delivery]) -> list[Delivery]:
             if state is None:
                 refused.append(delivery)
                 continue
-            values = _finished_values(delivery, spec, state[1], now)
+            values = _finished_values(delivery, spec, now, attempts=state[1], max_attempts=max_attempts)
             deltas[state[0]] -= 1
             deltas[values["status"]] += 1
             reused += delivery.reused_from is not None
@@ -143,8 +144,11 @@ def _apply_batch(batch_id: UUID, deliveries: list[Delivery]) -> list[Delivery]:
     return refused
 
 
-def _finished_values(delivery: Delivery, spec: ModelSpec, attempts: int, now: datetime) -> dict[str, Any]:
-    """The job's new field values for this outcome: success, another attempt, or failure."""
+def _finished_values(
+    delivery: Delivery, spec: ModelSpec, now: datetime, *, attempts: int, max_attempts: int
+) -> dict[str, Any]:
+    """The job's new field values for this outcome: success, another attempt (of
+    the batch's `max_attempts`), or failure."""
     outcome = delivery.outcome
     values: dict[str, Any] = {
         "result": outcome.metrics or None,
@@ -162,7 +166,7 @@ def _finished_values(delivery: Delivery, spec: ModelSpec, attempts: int, now: da
             "failure_message": "",
         }
     reason = outcome.failure_reason if outcome.failure_reason in FailureReason.values else FailureReason.UNKNOWN
-    decision = retry_decision(reason=reason, attempts=attempts, max_attempts=spec.max_attempts, now=now)
+    decision = retry_decision(reason=reason, attempts=attempts, max_attempts=max_attempts, now=now)
     return values | {
         "status": decision.status,
         "finished_at": decision.finished_at,

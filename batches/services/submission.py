@@ -42,6 +42,9 @@ class Submission:
     timeout_seconds: int | None = None
     # Notes for the submitter about options accepted but not applied as given.
     warnings: list[str] = field(default_factory=list)
+    # Keep ligands that repeat a molecule (the predecessor's clients send one
+    # SMILES under several names): each is a job; the claim computes it once.
+    allow_duplicates: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,12 @@ def batch_prepare(*, submission: Submission) -> Prepared:
         raise InvalidInput("No ligands given.", code="no_ligands")
     _check_policy(submission, spec)
     protein = parse_protein(submission.protein_sequence, spec.limits)
-    report = validate_ligands(submission.ligands, spec.limits, standardize=submission.standardize)
+    report = validate_ligands(
+        submission.ligands,
+        spec.limits,
+        standardize=submission.standardize,
+        allow_duplicates=submission.allow_duplicates,
+    )
     return Prepared(spec=spec, params=params, protein=protein, report=report)
 
 

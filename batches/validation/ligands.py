@@ -60,7 +60,11 @@ def raw_from_json(items: Any) -> list[RawLigand | LigandRejected]:
 
 
 def validate_ligands(
-    raws: list[RawLigand | LigandRejected], limits: Limits, *, standardize: bool = True
+    raws: list[RawLigand | LigandRejected],
+    limits: Limits,
+    *,
+    standardize: bool = True,
+    allow_duplicates: bool = False,
 ) -> LigandReport:
     accepted: list[LigandOk] = []
     rejected: list[LigandRejected] = []
@@ -82,7 +86,8 @@ def validate_ligands(
             rejected.append(result)
             continue
         original = first_seen.get(result.canonical_smiles)
-        if original is not None:
+        # Allowed duplicates each become a job; the engine computes the molecule once.
+        if original is not None and not allow_duplicates:
             rejected.append(
                 LigandRejected(
                     index,
