@@ -23,12 +23,22 @@ def _visible(user: AnyUser) -> QuerySet[Batch]:
     return batches if getattr(user, "is_staff", False) else batches.filter(owner_id=user.pk)
 
 
-def batch_get(*, user: AnyUser, batch_id: UUID | str) -> Batch:
+def _uuid(value: UUID | str) -> UUID | None:
+    """The id as a UUID, None when it is not one. Checked before the query: the ORM
+    would raise a ValidationError from deep inside the lookup, a 500."""
     try:
-        return _visible(user).select_related("target", "owner").get(pk=batch_id)
-    except (Batch.DoesNotExist, ValueError, TypeError):
-        # Someone else's batch and a missing one look the same: 404.
-        raise NotFound("No such batch.") from None
+        return value if isinstance(value, UUID) else UUID(str(value))
+    except ValueError:
+        return None
+
+
+def batch_get(*, user: AnyUser, batch_id: UUID | str) -> Batch:
+    # Someone else's batch, a missing one and a malformed id look the same: 404.
+    pk = _uuid(batch_id)
+    batch = _visible(user).select_related("target", "owner").filter(pk=pk).first() if pk is not None else None
+    if batch is None:
+        raise NotFound("No such batch.")
+    return batch
 
 
 def batch_list(
@@ -55,10 +65,11 @@ def batch_list(
 
 
 def job_get(*, batch: Batch, job_id: UUID | str) -> Job:
-    try:
-        return Job.objects.get(batch=batch, pk=job_id)
-    except (Job.DoesNotExist, ValueError, TypeError):
-        raise NotFound("No such job in this batch.") from None
+    pk = _uuid(job_id)
+    job = Job.objects.filter(batch=batch, pk=pk).first() if pk is not None else None
+    if job is None:
+        raise NotFound("No such job in this batch.")
+    return job
 
 
 def queue_has_work() -> bool:

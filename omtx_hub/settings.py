@@ -47,7 +47,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, to see every answer under /api/, those of the middleware below included.
+    "omtx_hub.middleware.ApiErrorEnvelope",
     "django.middleware.security.SecurityMiddleware",
+    "omtx_hub.middleware.ApiInputGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

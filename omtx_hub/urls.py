@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from omtx_hub import views
+from omtx_hub import api_errors, views
 
 api_v3: list[URLPattern | URLResolver] = [
     path("", views.api_root, name="api-root"),
@@ -19,3 +19,7 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("api/v3/", include((api_v3, "v3"), namespace="v3")),
 ]
+
+# JSON under /api/, Django's pages elsewhere (DEBUG off; omtx_hub.middleware covers DEBUG on).
+handler404 = api_errors.not_found
+handler500 = api_errors.server_error

@@ -1,5 +1,6 @@
 """v3 batch endpoints. Views parse, call one service or selector, and render."""
 
+import math
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -29,8 +30,19 @@ THRESHOLD_OPS = {"min_": "gte", "max_": "lte"}
 
 
 class Pagination(LimitOffsetPagination):
+    """limit 1..1000 (default 50), offset 0..10,000,000 (default 0); empty means the default.
+    DRF's own quietly falls back to the default on junk; here junk is a 400 naming the bounds."""
+
     default_limit = 50
     max_limit = 1000
+    # Past any batch's jobs and any owner's batches; spares the database a giant OFFSET.
+    max_offset = 10_000_000
+
+    def get_limit(self, request: Request) -> int:
+        return _bounded_int(request.query_params, "limit", default=self.default_limit, low=1, high=self.max_limit)
+
+    def get_offset(self, request: Request) -> int:
+        return _bounded_int(request.query_params, "offset", default=0, low=0, high=self.max_offset)
 
 
 class BatchCollection(APIView):
@@ -304,25 +316,55 @@ def _model_info(name: str) -> dict[str, Any]:
     }
 
 
+def _bounded_int(params: Any, name: str, *, default: int, low: int, high: int) -> int:
+    raw = params.get(name, "")
+    if raw == "":
+        return default
+    # ASCII digits only (int() also takes " 5", "5_0" and other scripts' digits); the length
+    # check keeps a thousand-digit value away from int().
+    if raw.isascii() and raw.isdigit() and len(raw) <= len(str(high)) and low <= int(raw) <= high:
+        return int(raw)
+    details = {"parameter": name, "minimum": low, "maximum": high}
+    raise InvalidInput(f"{name} must be an integer from {low} to {high}.", code=f"invalid_{name}", details=details)
+
+
 def _thresholds(params: Any) -> list[tuple[str, str, float]]:
     thresholds = []
     for key, value in params.items():
         for prefix, op in THRESHOLD_OPS.items():
             if key.startswith(prefix):
-                try:
-                    thresholds.append((key.removeprefix(prefix), op, float(value)))
-                except ValueError:
-                    raise InvalidInput(f"{key} must be a number.", code="invalid_threshold") from None
+                thresholds.append((key.removeprefix(prefix), op, _finite(value, key)))
     return thresholds
+
+
+def _finite(value: str, name: str) -> float:
+    # NaN compares differently on PostgreSQL (above every number) and SQLite (NULL): refused.
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise InvalidInput(f"{name} must be a finite number.", code="invalid_threshold", details={"parameter": name})
+    return number
 
 
 def _datetime(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
+    try:
+        return _utc(value)
+    except (ValueError, OverflowError):
+        message = f"{name} must be an ISO date or datetime."
+        raise InvalidInput(message, code="invalid_date", details={"parameter": name}) from None
+
+
+def _utc(value: str) -> datetime:
+    """ValueError for a malformed or impossible date (2024-02-30); OverflowError when the offset
+    pushes it past year 1 or 9999, caught here rather than in the database driver (a 500)."""
     parsed = parse_datetime(value)
     if parsed is None:
         day = parse_date(value)
         if day is None:
-            raise InvalidInput(f"{name} must be an ISO date or datetime.", code="invalid_date")
+            raise ValueError(value)
         parsed = datetime.combine(day, time.min)
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+    return (parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)).astimezone(UTC)
