@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from batches.catalog import TYPED_COLUMNS, get_model
 from batches.models import Batch, Job
-from batches.states import JobStatus
+from batches.states import BatchStatus, JobStatus
 from omtx_hub.errors import InvalidInput, NotFound
 
 AnyUser = AbstractBaseUser | AnonymousUser
@@ -52,7 +52,7 @@ def batch_list(
 ) -> QuerySet[Batch]:
     batches = _visible(user).select_related("owner")
     if status:
-        batches = batches.filter(status__in=status.split(","))
+        batches = batches.filter(status__in=_statuses(status, BatchStatus.values))
     if model:
         batches = batches.filter(model=get_model(model).name)
     if search:
@@ -62,6 +62,26 @@ def batch_list(
     if created_before:
         batches = batches.filter(created_at__lt=created_before)
     return batches.order_by("-created_at", "-pk")
+
+
+def job_list(*, batch: Batch, status: str | None = None) -> QuerySet[Job]:
+    """A batch's jobs in input order, optionally of some statuses (comma-separated)."""
+    jobs = Job.objects.filter(batch=batch)
+    if status:
+        jobs = jobs.filter(status__in=_statuses(status, JobStatus.values))
+    return jobs.order_by("index")
+
+
+def _statuses(given: str, known: list[str]) -> list[str]:
+    statuses = given.split(",")
+    unknown = sorted(set(statuses) - set(known))
+    if unknown:
+        raise InvalidInput(
+            f"Unknown status {', '.join(map(repr, unknown))}.",
+            code="invalid_status",
+            details={"unknown": unknown, "allowed": known},
+        )
+    return statuses
 
 
 def job_get(*, batch: Batch, job_id: UUID | str) -> Job:
@@ -133,11 +153,7 @@ def results_list(
     descending = order == "desc" if order else metric.direction == "higher"
     jobs = Job.objects.filter(batch=batch)
     if status and status != "all":
-        statuses = status.split(",")
-        unknown = set(statuses) - set(JobStatus.values)
-        if unknown:
-            raise InvalidInput(f"Unknown status {sorted(unknown)}.", code="invalid_status")
-        jobs = jobs.filter(status__in=statuses)
+        jobs = jobs.filter(status__in=_statuses(status, JobStatus.values))
     for position, (name, op, value) in enumerate(thresholds or []):
         spec.output(name)
         alias = f"threshold_{position}"

@@ -5,6 +5,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import unquote_plus, unquote_to_bytes
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework.response import Response
 
@@ -15,6 +16,8 @@ GetResponse = Callable[[HttpRequest], HttpResponse]
 # C0 controls and DEL. Tab too: no parameter (status, search, dates, metrics, limit, …)
 # has a use for it, and a tab pasted into a search is a mistake, not a query.
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What Django's session keys are made of (get_random_string, lowercase and digits).
+SESSION_KEY = re.compile(r"[a-z0-9]{8,64}")
 
 
 class ApiErrorEnvelope:
@@ -37,12 +40,14 @@ class ApiErrorEnvelope:
 
 class ApiInputGuard:
     """Refuses query parameters, and the Idempotency-Key header, that are not clean text:
-    the request text that reaches a query or a column without passing a serializer."""
+    the request text that reaches a query or a column without passing a serializer.
+    Everywhere, a forged session cookie is dropped before the session is looked up."""
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        _forget_forged_session(request)
         if not is_api(request):
             return self.get_response(request)
         if (name := unclean_parameter(request.META.get("QUERY_STRING", ""))) is not None:
@@ -52,6 +57,14 @@ class ApiInputGuard:
             message = "Idempotency-Key must not contain control characters."
             return JsonResponse(error_body("invalid_idempotency_key", message), status=400)
         return self.get_response(request)
+
+
+def _forget_forged_session(request: HttpRequest) -> None:
+    """A session cookie no session key looks like (a NUL would reach the session
+    table's lookup and fail there) is no session: the request is anonymous."""
+    key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if key is not None and not SESSION_KEY.fullmatch(key):
+        del request.COOKIES[settings.SESSION_COOKIE_NAME]
 
 
 def unclean_parameter(query_string: str) -> str | None:

@@ -20,7 +20,7 @@ from batches.api import representations as rep
 from batches.api import schema_inputs, schemas
 from batches.api.inputs import LegacySubmissionSerializer, SubmissionSerializer, submission_from_request
 from batches.catalog import MODELS
-from batches.selectors import batch_get, batch_list, job_get, results_list
+from batches.selectors import batch_get, batch_list, job_get, job_list, results_list
 from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed
 from batches.services.submission import batch_create, batch_validate
 from omtx_hub.errors import InvalidInput, NotFound
@@ -230,9 +230,7 @@ class JobCollection(APIView):
     )
     def get(self, request: Request, batch_id: str) -> Response:
         batch = batch_get(user=request.user, batch_id=batch_id)
-        jobs = batch.jobs.order_by("index")
-        if params_status := request.query_params.get("status"):
-            jobs = jobs.filter(status__in=params_status.split(","))
+        jobs = job_list(batch=batch, status=request.query_params.get("status"))
         paginator = Pagination()
         page = paginator.paginate_queryset(jobs, request, view=self) or []
         return paginator.get_paginated_response([rep.job_row(job, request) for job in page])

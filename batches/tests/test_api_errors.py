@@ -404,3 +404,23 @@ def test_handlers_answer_json_under_the_api_and_html_elsewhere(rf: RequestFactor
     assert api_errors.server_error(rf.get("/"))["Content-Type"].startswith("text/html")
     assert project_urls.handler404 is api_errors.not_found
     assert project_urls.handler500 is api_errors.server_error
+
+
+@pytest.mark.parametrize("path", ["/api/v3/batches/?status={}", "/api/v3/batches/{batch}/jobs?status={}"])
+def test_an_unknown_status_is_400_naming_it(owner_client: APIClient, batch: Batch, path: str) -> None:
+    response = owner_client.get(path.format("queued,bogus", batch=batch.pk))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_status"
+    assert error["details"]["unknown"] == ["bogus"]
+    assert owner_client.get(path.format("queued", batch=batch.pk)).status_code == 200
+
+
+def test_a_forged_session_cookie_is_no_session(owner_client: APIClient, batch: Batch) -> None:
+    owner_client.cookies["sessionid"] = "abc\x00def' OR 1=1"
+    response = owner_client.get(f"/api/v3/batches/{batch.pk}/status")
+    assert response.status_code == 200  # the token still authenticates; the cookie is ignored
+    anonymous = APIClient()
+    anonymous.cookies["sessionid"] = "\x00" * 40
+    assert anonymous.get("/api/v3/batches/").status_code == 401
+    assert anonymous.get("/admin/").status_code == 302  # to the login page, not a 500
