@@ -35,6 +35,24 @@ class TextField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """true or false; 0, 1 and "yes" only from a form, whose fields are all text."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool) and not self.context.get("form"):
+            self.fail("invalid", input=data)
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON number; digits in text only from a form."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if (isinstance(data, bool) or not isinstance(data, int | float)) and not self.context.get("form"):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class SubmissionSerializer(serializers.Serializer[Any]):
     name = TextField(max_length=200, required=False, allow_blank=True, default="")
     model = TextField(max_length=50, required=False, default=DEFAULT_MODEL)
@@ -42,20 +60,20 @@ class SubmissionSerializer(serializers.Serializer[Any]):
     protein_sequence = TextField(allow_blank=True, trim_whitespace=False)
     ligands = serializers.ListField(child=serializers.JSONField(allow_null=True), required=False)
     options = serializers.DictField(required=False, default=dict)
-    priority = serializers.IntegerField(required=False, default=0, min_value=-10, max_value=10)
+    priority = StrictIntegerField(required=False, default=0, min_value=-10, max_value=10)
     on_invalid = serializers.ChoiceField(choices=ON_INVALID, required=False, default="skip")
-    standardize = serializers.BooleanField(
+    standardize = StrictBooleanField(
         required=False,
         default=True,
         help_text="reduce each ligand to its standardized parent (largest organic fragment, neutralized)",
     )
-    max_in_flight = serializers.IntegerField(
+    max_in_flight = StrictIntegerField(
         required=False, allow_null=True, default=None, min_value=1, help_text="cap on this batch's jobs in flight"
     )
-    max_attempts = serializers.IntegerField(
+    max_attempts = StrictIntegerField(
         required=False, allow_null=True, default=None, min_value=1, max_value=10, help_text="attempts per job"
     )
-    timeout_seconds = serializers.IntegerField(
+    timeout_seconds = StrictIntegerField(
         required=False,
         allow_null=True,
         default=None,
@@ -74,8 +92,8 @@ class LegacySubmissionSerializer(serializers.Serializer[Any]):
     protein_sequence = TextField(allow_blank=True, trim_whitespace=False)
     ligands = serializers.ListField(child=serializers.JSONField(allow_null=True))
     model_name = TextField(required=False, default="boltz2")
-    use_msa = serializers.BooleanField(required=False)
-    use_potentials = serializers.BooleanField(required=False)
+    use_msa = StrictBooleanField(required=False)
+    use_potentials = StrictBooleanField(required=False)
     configuration = serializers.DictField(required=False, default=dict)
 
 
@@ -254,7 +272,7 @@ def _from_upload(request: Request, upload: Any) -> tuple[Submission, str]:
             fields["options"] = json.loads(fields["options"] or "{}")
         except json.JSONDecodeError as exc:
             raise InvalidInput("options must be a JSON object.", code="invalid_options") from exc
-    serializer = SubmissionSerializer(data=fields)
+    serializer = SubmissionSerializer(data=fields, context={"form": True})
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
     filename = upload.name or "upload"

@@ -6,6 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter
 
 from batches import exports, states
+from batches.api.pagination import MAX_LIMIT, MAX_OFFSET
 from batches.api.schemas import STRUCTURE_TYPES, numeric_metrics, registry_metrics
 from batches.catalog import ALIASES, MODELS
 
@@ -33,10 +34,12 @@ JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH, de
 PAGE = [
     OpenApiParameter(
         "limit",
-        {"type": "integer", "minimum": 1, "maximum": 1000},
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
         description="Page size, 1 to 1000 (default 50).",
     ),
-    OpenApiParameter("offset", {"type": "integer", "minimum": 0}, description="Items to skip (default 0)."),
+    OpenApiParameter(
+        "offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}, description="Items to skip (default 0)."
+    ),
 ]
 
 
@@ -74,7 +77,11 @@ def _datetime_parameter(name: str, word: str) -> OpenApiParameter:
 BATCH_LIST_PARAMETERS = [
     status_parameter(list(states.BatchStatus.values), "Batch statuses to keep."),
     OpenApiParameter("model", str, enum=sorted({*MODELS, *ALIASES}), description="Batches of this model."),
-    OpenApiParameter("search", str, description="Text in the batch name (case-insensitive)."),
+    OpenApiParameter(
+        "search",
+        {"type": "string", "pattern": "^[^\\x00-\\x1f\\x7f]*$"},
+        description="Text in the batch name (case-insensitive); no control characters.",
+    ),
     _datetime_parameter("created_after", "at or after"),
     _datetime_parameter("created_before", "before"),
     *PAGE,

@@ -10,7 +10,6 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,6 +18,7 @@ from batches import exports
 from batches.api import representations as rep
 from batches.api import schema_inputs, schemas
 from batches.api.inputs import LegacySubmissionSerializer, SubmissionSerializer, submission_from_request
+from batches.api.pagination import Pagination
 from batches.catalog import MODELS
 from batches.selectors import batch_get, batch_list, job_get, job_list, results_list
 from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed
@@ -27,22 +27,6 @@ from omtx_hub.errors import InvalidInput, NotFound
 from omtx_hub.requests import request_user
 
 THRESHOLD_OPS = {"min_": "gte", "max_": "lte"}
-
-
-class Pagination(LimitOffsetPagination):
-    """limit 1..1000 (default 50), offset 0..10,000,000 (default 0); empty means the default.
-    DRF's own quietly falls back to the default on junk; here junk is a 400 naming the bounds."""
-
-    default_limit = 50
-    max_limit = 1000
-    # Past any batch's jobs and any owner's batches; spares the database a giant OFFSET.
-    max_offset = 10_000_000
-
-    def get_limit(self, request: Request) -> int:
-        return _bounded_int(request.query_params, "limit", default=self.default_limit, low=1, high=self.max_limit)
-
-    def get_offset(self, request: Request) -> int:
-        return _bounded_int(request.query_params, "offset", default=0, low=0, high=self.max_offset)
 
 
 class BatchCollection(APIView):
@@ -314,18 +298,6 @@ def _model_info(name: str) -> dict[str, Any]:
     }
 
 
-def _bounded_int(params: Any, name: str, *, default: int, low: int, high: int) -> int:
-    raw = params.get(name, "")
-    if raw == "":
-        return default
-    # ASCII digits only (int() also takes " 5", "5_0" and other scripts' digits); the length
-    # check keeps a thousand-digit value away from int().
-    if raw.isascii() and raw.isdigit() and len(raw) <= len(str(high)) and low <= int(raw) <= high:
-        return int(raw)
-    details = {"parameter": name, "minimum": low, "maximum": high}
-    raise InvalidInput(f"{name} must be an integer from {low} to {high}.", code=f"invalid_{name}", details=details)
-
-
 def _thresholds(params: Any) -> list[tuple[str, str, float]]:
     thresholds = []
     for key, value in params.items():
@@ -347,7 +319,7 @@ def _finite(value: str, name: str) -> float:
 
 
 def _datetime(value: str | None, name: str) -> datetime | None:
-    if not value:
+    if value is None:
         return None
     try:
         return _utc(value)

@@ -204,8 +204,23 @@ def test_a_clean_idempotency_key_is_honoured(owner_client: APIClient) -> None:
 # --- limit and offset -----------------------------------------------------------------------
 
 PAGED = ["", "{batch}/results", "{batch}/jobs/"]
-BAD_LIMITS = ["abc", "-1", "0", "1001", "99999999999999999999", "9" * 5000, "1.5", " 5", "5_0", "+5", "\u0665", "1e3"]
-BAD_OFFSETS = ["abc", "-5", "-0", "10000001", "99999999999999999999", "9" * 5000, "0.0", "0x10"]
+# Empty is junk too: the schema says integer, and the contract is the schema.
+BAD_LIMITS = [
+    "",
+    "abc",
+    "-1",
+    "0",
+    "1001",
+    "99999999999999999999",
+    "9" * 5000,
+    "1.5",
+    " 5",
+    "5_0",
+    "+5",
+    "\u0665",
+    "1e3",
+]
+BAD_OFFSETS = ["", "abc", "-5", "-0", "10000001", "99999999999999999999", "9" * 5000, "0.0", "0x10"]
 
 
 @pytest.mark.parametrize("template", PAGED)
@@ -229,10 +244,8 @@ GOOD_PAGES = [
     ({"limit": "1"}, 1),
     ({"limit": "0001"}, 1),
     ({"limit": "1000"}, 4),
-    ({"limit": ""}, 4),  # empty: the default
     ({"limit": "2", "offset": "3"}, 1),
     ({"offset": "0"}, 4),
-    ({"offset": ""}, 4),
     ({"offset": "10000000"}, 0),
 ]
 

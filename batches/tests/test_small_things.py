@@ -51,3 +51,22 @@ def test_a_number_is_not_text(owner_client: APIClient, field: str, value: object
     response = owner_client.post("/api/v3/batches/validate", body, format="json")
     assert response.status_code == 400
     assert field in response.json()["error"]["details"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("field", "value"), [("standardize", 0), ("standardize", "true"), ("priority", "5")])
+def test_json_types_are_json_types(owner_client: APIClient, field: str, value: object) -> None:
+    body = {"protein_sequence": CDK2, "ligands": ["CCO"], field: value}
+    response = owner_client.post("/api/v3/batches/validate", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["details"]
+
+
+@pytest.mark.django_db
+def test_form_fields_are_text_and_still_read(owner_client: APIClient) -> None:
+    upload = io.BytesIO(b"CCN.Cl amine\n")
+    upload.name = "one.smi"
+    form = {"ligands_file": upload, "protein_sequence": CDK2, "standardize": "false", "priority": "3"}
+    response = owner_client.post("/api/v3/batches/validate", form, format="multipart")
+    assert response.status_code == 200, response.content
+    assert response.json()["standardization"]["standardize"] is False
