@@ -149,24 +149,23 @@ def _choose(fragments: list[Chem.Mol]) -> tuple[Chem.Mol, list[Chem.Mol]]:
     """The parent fragment and the removed ones."""
     if len(fragments) == 1:
         return fragments[0], []
-    kept = [f for f in fragments if _neutral_smiles(f) not in _counter_ions()] or fragments
+    kept = [f for f in fragments if not _is_counter_ion(f)] or fragments
     organic = [f for f in kept if _is_organic(f)] or kept
-    chosen = max(organic, key=_size_key)
+    chosen = organic[0] if len(organic) == 1 else max(organic, key=_size_key)
     return chosen, [f for f in fragments if f is not chosen]
 
 
 def _complex_metals(chosen: Chem.Mol, removed: list[Chem.Mol]) -> list[str]:
     """Metals bonded to the parent, or removed though no salt has them as cation."""
-    if not _has_metal(chosen) and not removed:
-        return []
-    bonded = {atom.GetSymbol() for atom in chosen.GetAtoms() if atom.GetSymbol() in METALS}
-    loose = {
-        atom.GetSymbol()
-        for fragment in removed
-        for atom in fragment.GetAtoms()
-        if atom.GetSymbol() in METALS - SALT_CATIONS
-    }
+    bonded = _metals(chosen)
+    loose = {metal for fragment in removed for metal in _metals(fragment)} - SALT_CATIONS
     return sorted(bonded | loose)
+
+
+def _metals(mol: Chem.Mol) -> set[str]:
+    if not _has_metal(mol):
+        return set()
+    return {atom.GetSymbol() for atom in mol.GetAtoms() if atom.GetSymbol() in METALS}
 
 
 def _flags(mol: Chem.Mol, fragment_count: int) -> list[str]:
@@ -208,9 +207,17 @@ def _neutral_smiles(fragment: Chem.Mol) -> str:
     return Chem.MolToSmiles(neutral)
 
 
+def _is_counter_ion(fragment: Chem.Mol) -> bool:
+    # Size first: uncharging and writing out the drug itself is most of the cost.
+    names, largest = _counter_ions()
+    return fragment.GetNumHeavyAtoms() <= largest and _neutral_smiles(fragment) in names
+
+
 @cache
-def _counter_ions() -> frozenset[str]:
-    return frozenset(_neutral_smiles(Chem.MolFromSmiles(smiles)) for smiles in COUNTER_IONS)
+def _counter_ions() -> tuple[frozenset[str], int]:
+    """The list's neutral SMILES, and its largest member's heavy atoms."""
+    mols = [Chem.MolFromSmiles(smiles) for smiles in COUNTER_IONS]
+    return frozenset(_neutral_smiles(mol) for mol in mols), max(mol.GetNumHeavyAtoms() for mol in mols)
 
 
 @cache
