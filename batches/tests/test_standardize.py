@@ -251,3 +251,96 @@ def test_the_policy_is_a_submission_option_shown_in_the_report(owner_client: API
     assert created["policy"]["standardize"] is False
     assert created["manifest"]["standardize"] is False
     assert created["validation"]["standardization"]["flagged"] == 1
+
+
+# --- found by an adversarial review with real-world inputs -------------------------------
+
+TESTOSTERONE = "C[C@]12CC[C@H]3[C@@H](CCC4=CC(=O)CC[C@@]43C)[C@@H]1CC[C@@H]2O"
+HYDROXYZINE = "OCCOCCN1CCN(C(c2ccccc2)c2ccc(Cl)cc2)CC1"
+PAMOIC_ACID = "O=C(O)c1cc2ccccc2c(Cc2c(O)c(C(=O)O)cc3ccccc23)c1O"
+PYRANTEL = "CN1CCCN=C1/C=C/c1cccs1"
+
+
+def test_written_out_hydrogens_are_one_molecule_and_count_as_atoms() -> None:
+    explicit = Chem.MolToSmiles(Chem.AddHs(Chem.MolFromSmiles(TESTOSTERONE)))
+    assert "[H]" in explicit
+    assert accepted(explicit).canonical_smiles == accepted(TESTOSTERONE).canonical_smiles
+    report = validate_ligands(raw_from_json([TESTOSTERONE, explicit]), LIMITS)
+    assert [r.code for r in report.rejected] == ["duplicate"]
+    assert accepted("[2H]C([2H])([2H])[2H]").total_atoms == 5  # deuterium atoms are atoms
+    big = Chem.MolToSmiles(Chem.AddHs(Chem.MolFromSmiles("C" * 60)))  # 182 atoms written out
+    assert rejected(big).code == "too_many_atoms"
+
+
+@pytest.mark.parametrize(
+    ("zwitterion", "neutral"),
+    [
+        ("[NH3+]CC1(CC(=O)[O-])CCCCC1", "NCC1(CC(=O)O)CCCCC1"),  # gabapentin
+        ("[NH3+]CC(=O)[O-]", "NCC(=O)O"),  # glycine, as ZINC and PubChem write it
+    ],
+)
+def test_a_zwitterion_and_its_neutral_form_are_one_ligand(zwitterion: str, neutral: str) -> None:
+    report = validate_ligands(raw_from_json([zwitterion, neutral]), LIMITS)
+    assert [r.code for r in report.rejected] == ["duplicate"]
+    # Given as is, they are two drawings, and both run.
+    assert not validate_ligands(raw_from_json([zwitterion, neutral]), LIMITS, standardize=False).rejected
+
+
+@pytest.mark.parametrize(
+    ("covalent", "expected"),
+    [
+        ("CC(=O)Oc1ccccc1C(=O)O[Na]", "CC(=O)Oc1ccccc1C(=O)O"),
+        ("[K]OC(=O)Cc1ccccc1Nc1c(Cl)cccc1Cl", "O=C(O)Cc1ccccc1Nc1c(Cl)cccc1Cl"),
+        ("CC(=O)O[Mg]OC(C)=O", "CC(=O)O"),
+    ],
+)
+def test_salts_drawn_covalently_are_salts(covalent: str, expected: str) -> None:
+    ok = accepted(covalent)
+    assert ok.canonical_smiles == canonical(expected)
+    assert any("disconnected" in change for change in ok.standardization["changes"])
+
+
+def test_counter_ions_larger_than_the_drug_are_still_counter_ions() -> None:
+    ok = accepted(f"{HYDROXYZINE}.{PAMOIC_ACID}")
+    assert ok.canonical_smiles == canonical(HYDROXYZINE)
+    # Two different drugs sold as pamoates are two ligands, not duplicates of pamoic acid.
+    report = validate_ligands(raw_from_json([f"{PYRANTEL}.{PAMOIC_ACID}", f"{HYDROXYZINE}.{PAMOIC_ACID}"]), LIMITS)
+    assert not report.rejected
+
+
+def test_counter_ions_match_whatever_their_stereo() -> None:
+    gluconate = "OC[C@@H](O)[C@@H](O)[C@H](O)[C@@H](O)C(=O)[O-]"
+    assert accepted(f"CCN.{gluconate}").canonical_smiles == "CCN"
+
+
+def test_a_co_formulation_keeps_the_larger_drug_and_says_so() -> None:
+    ok = accepted(f"{HYDROXYZINE}.{PYRANTEL}")
+    assert ok.canonical_smiles == canonical(HYDROXYZINE)
+    assert ok.standardization["flags"] == ["multiple_components"]
+    assert ok.standardization["removed_fragments"] == [canonical(PYRANTEL)]
+
+
+@pytest.mark.parametrize(
+    "inorganic", ["[Na+].OC([O-])=O", "[K+].[C-]#N", "O=C=O", "[K+].[S-]C#N", "[Ca+2].[O-]C([O-])=O"]
+)
+@pytest.mark.parametrize("standardize", [True, False])
+def test_carbon_is_not_enough_to_be_organic(inorganic: str, standardize: bool) -> None:
+    assert rejected(inorganic, standardize=standardize).code == "no_organic_fragment"
+
+
+@pytest.mark.parametrize(
+    ("mixture", "expected"),
+    [("c1ccncc1.O=S(=O)=O", "c1ccncc1"), ("CC(=O)[O-].[H+]", "CC(=O)O"), ("OC(=O)c1ccccc1O.N(=O)O", "OC(=O)c1ccccc1O")],
+)
+def test_an_organic_beats_an_unlisted_inorganic(mixture: str, expected: str) -> None:
+    assert accepted(mixture).canonical_smiles == canonical(expected)
+
+
+@pytest.mark.parametrize("fragment", ["*c1ccccc1", "[1*]c1ccccc1", "[CH2]c1ccccc1", "C[N]C"])
+def test_attachment_points_and_radicals_are_not_molecules(fragment: str) -> None:
+    assert rejected(fragment).code == "incomplete_molecule"
+
+
+def test_atom_maps_are_annotations() -> None:
+    mapped = accepted("[CH3:1][C:2](=O)[OH:3]")
+    assert mapped.canonical_smiles == "CC(=O)O"

@@ -70,34 +70,37 @@ def validate_ligands(
     rejected: list[LigandRejected] = []
     first_seen: dict[str, LigandOk] = {}
     for index, raw in enumerate(raws):
-        if isinstance(raw, LigandRejected):
-            rejected.append(raw)
-            continue
-        name, name_problem = clean_name(raw.name, index)
-        shown = raw.smiles if isinstance(raw.smiles, str) else ""
-        if raw.error:
-            rejected.append(LigandRejected(index, name, shown, "unreadable_record", raw.error))
-            continue
-        if name_problem:
-            rejected.append(LigandRejected(index, name, shown, "invalid_name", name_problem))
-            continue
-        result = validate_smiles(index, name, raw.smiles, limits, standardize=standardize)
+        result = raw if isinstance(raw, LigandRejected) else _validate_item(index, raw, limits, standardize)
         if isinstance(result, LigandRejected):
             rejected.append(result)
             continue
-        original = first_seen.get(result.canonical_smiles)
+        key = identity(result, standardize=standardize)
+        original = first_seen.get(key)
         # Allowed duplicates each become a job; the engine computes the molecule once.
         if original is not None and not allow_duplicates:
-            rejected.append(
-                LigandRejected(
-                    index,
-                    name,
-                    result.smiles,
-                    "duplicate",
-                    f"same {'parent ' if standardize else ''}molecule as ligand {original.index + 1} ({original.name})",
-                )
-            )
+            same = f"same {'parent ' if standardize else ''}molecule as ligand {original.index + 1} ({original.name})"
+            rejected.append(LigandRejected(index, result.name, result.smiles, "duplicate", same))
             continue
-        first_seen[result.canonical_smiles] = result
+        first_seen.setdefault(key, result)
         accepted.append(result)
     return LigandReport(accepted=accepted, rejected=rejected, standardize=standardize)
+
+
+def identity(ok: LigandOk, *, standardize: bool) -> str:
+    """What makes two ligands one. Standardized: the InChIKey without its
+    protonation flag, so a zwitterion and its neutral form, or two protomers
+    or mobile-H tautomers of one compound, are one ligand. As given: the
+    canonical SMILES, so only the same drawing of a molecule is a duplicate."""
+    if standardize and ok.inchikey:
+        return ok.inchikey[:25]
+    return ok.canonical_smiles
+
+
+def _validate_item(index: int, raw: RawLigand, limits: Limits, standardize: bool) -> LigandOk | LigandRejected:
+    name, name_problem = clean_name(raw.name, index)
+    shown = raw.smiles if isinstance(raw.smiles, str) else ""
+    if raw.error:
+        return LigandRejected(index, name, shown, "unreadable_record", raw.error)
+    if name_problem:
+        return LigandRejected(index, name, shown, "invalid_name", name_problem)
+    return validate_smiles(index, name, raw.smiles, limits, standardize=standardize)

@@ -9,7 +9,7 @@ from rdkit import Chem
 
 from batches.registry import Limits
 from batches.validation.rdkit_log import rdkit_messages
-from batches.validation.standardize import Refusal, parent
+from batches.validation.standardize import METALS, Refusal, parent
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Anything outside the SMILES alphabet. RDKit skips some characters it does not
@@ -78,7 +78,7 @@ def _foreign_character(smiles: str, offset: int) -> str | None:
     if found is None:
         return None
     char = found.group()
-    described = unicodedata.name(char, "unnamed character")
+    described = unicodedata.name(char, "control character" if unicodedata.category(char) == "Cc" else "unnamed")
     position = offset + found.start() + 1
     return f"contains {char!r} (U+{ord(char):04X} {described}) at position {position}, not a SMILES character"
 
@@ -112,19 +112,16 @@ def validate_smiles(
         # Checked before parsing: some pathological strings keep RDKit busy for hours.
         return reject("too_long", f"SMILES is longer than {limits.max_smiles_length} characters")
     with rdkit_messages() as messages:
-        mol = Chem.MolFromSmiles(smiles, sanitize=False)
-        if mol is None:
-            return reject("invalid_smiles", _describe_parse_error(messages))
-        try:
-            Chem.SanitizeMol(mol)
-        except Exception as exc:  # RDKit raises several MolSanitizeException subclasses
-            return reject("invalid_chemistry", f"chemically invalid: {exc}")
-        chosen = parent(mol, standardize=standardize)
+        read = _read(smiles, messages)
+        if isinstance(read, tuple):
+            return reject(*read)
+        chosen = parent(read, standardize=standardize)
     if isinstance(chosen, Refusal):
         return reject(chosen.code, chosen.message)
     mol = chosen.mol
     heavy = mol.GetNumHeavyAtoms()
-    total = heavy + sum(atom.GetTotalNumHs() for atom in mol.GetAtoms())
+    # Every atom once: explicit ones (deuterium included) and implicit hydrogens.
+    total = mol.GetNumAtoms() + sum(atom.GetTotalNumHs() for atom in mol.GetAtoms())
     problem = _size_problem(heavy, total, limits)
     if problem:
         return LigandRejected(index, name, smiles, *problem)
@@ -138,6 +135,34 @@ def validate_smiles(
         total_atoms=total,
         standardization=chosen.record(),
     )
+
+
+def _read(smiles: str, messages: list[str]) -> Chem.Mol | tuple[str, str]:
+    """The sanitized molecule as the hub stores it, or (code, message)."""
+    mol = Chem.MolFromSmiles(smiles, sanitize=False)
+    if mol is None:
+        return "invalid_smiles", _describe_parse_error(messages)
+    try:
+        Chem.SanitizeMol(mol)
+        # Written-out hydrogens ([H], as DrugBank and ChemDraw export) are implicit
+        # ones: one molecule, one canonical form, one atom count.
+        mol = Chem.RemoveHs(mol)
+    except Exception as exc:  # RDKit raises several MolSanitizeException subclasses
+        return "invalid_chemistry", f"chemically invalid: {exc}"
+    for atom in mol.GetAtoms():
+        if atom.GetAtomicNum() == 0:
+            return "incomplete_molecule", (
+                f"atom {atom.GetIdx() + 1} is a dummy atom (*): an attachment point or R-group, not a whole molecule"
+            )
+        # Metal ions carry unpaired electrons (Cu2+); an organic radical is a typo.
+        if atom.GetNumRadicalElectrons() and atom.GetSymbol() not in METALS:
+            return "incomplete_molecule", (
+                f"atom {atom.GetIdx() + 1} ({atom.GetSymbol()}) has an unpaired electron: a missing hydrogen? "
+                "Write the atom without brackets, or with its hydrogens ([CH3])"
+            )
+        # Reaction tools' atom maps ([CH3:1]) are annotations, not chemistry.
+        atom.SetAtomMapNum(0)
+    return mol
 
 
 def _size_problem(heavy: int, total: int, limits: Limits) -> tuple[str, str] | None:

@@ -4,15 +4,18 @@ Vendors and ChEMBL ship ligands as salts, hydrates and solvates. Profiling or
 docking the mixture ranks the counter-ion with the drug (TFA adds 114 Da), so
 each ligand is reduced to its *parent*, in this order (docs/chemistry.md):
 
-1. fragments that are known counter-ions or solvents are removed, unless
-   nothing would remain;
-2. of what remains, the largest organic (carbon-containing) fragment is kept
-   (most heavy atoms, then highest mass, then canonical SMILES, so the choice
-   never depends on input order); other fragments are removed and recorded;
-   a removed fragment holding a metal other than a salt's cation (Fe, Pt, Cu…)
-   means a complex drawn as ions, and the input is refused rather than
-   reduced to one of its ligands (ferrocene is not cyclopentadiene);
-3. a parent with a net charge, the half of a salt whose counter-ion left, is
+1. alkali and alkaline-earth metals drawn bonded to a heteroatom (C(=O)O[Na])
+   are split off as ions: a salt drawn covalently;
+2. fragments that are known counter-ions or solvents (compared neutral, without
+   stereo) are removed, unless nothing would remain;
+3. of what remains, the largest organic fragment is kept (most heavy atoms,
+   then highest mass, then canonical SMILES, so the choice never depends on
+   input order); other fragments are removed and recorded, a second drug-sized
+   component flagged; a removed fragment holding a metal other than a salt's
+   cation (Fe, Pt, Cu…) means a complex drawn as ions, and the input is
+   refused rather than reduced to one of its ligands (ferrocene is not
+   cyclopentadiene);
+4. a parent with a net charge, the half of a salt whose counter-ion left, is
    neutralized where a proton can be added or removed (rdMolStandardize
    Uncharger); a parent with net charge 0 keeps its charges (zwitterions,
    N-oxides), and a permanent charge (quaternary ammonium) stays.
@@ -22,7 +25,8 @@ sanitization already draws nitro groups and N-oxides one way, and the
 normalizer's other rules (sulfoxides as S+–O−) would change how common drugs
 are drawn at a third of validation's cost, for no change in ranking.
 
-Refused whatever the policy: an input with no carbon-containing fragment.
+Refused whatever the policy: an input with no organic fragment (no carbon, or
+only inorganic carbon: carbonate, cyanide, CO2).
 Refused when standardizing: a metal bonded to the parent (coordination
 complexes, organometallics), which neither RDKit's descriptors nor Boltz-2
 model; with standardize=false such ligands are kept as given and flagged.
@@ -48,18 +52,27 @@ COUNTER_IONS = (
     "O=C(O)C=CC(=O)O", "O=C(O)CCC(=O)O", "O=C(O)C(O)C(O)C(=O)O", "O=C(O)[C@H](O)[C@@H](O)C(=O)O",
     "O=C(O)[C@@H](O)[C@H](O)C(=O)O", "O=C(O)CC(O)(CC(=O)O)C(=O)O", "O=C(O)CC(O)C(=O)O", "CC(O)C(=O)O",
     "O=C(O)c1ccccc1", "O=C(O)c1ccccc1O", "O=C(O)CCCCC(=O)O", "CCCCCCCCCCCCCCCCCC(=O)O", "O=C(O)CC(=O)O",
-    "OCC(O)C(O)C(O)C(O)C(=O)O",
+    "OCC(O)C(O)C(O)C(O)C(=O)O", "O=C(O)CNC(=O)c1ccccc1", "O=C(O)C(O)c1ccccc1", "O=C(O)C(O)C(O)C(O)C(O)C(=O)O",
+    "O=C(O)c1ccc2ccccc2c1O", "OCC1OC(OC(C(O)CO)C(O)C(O)C(=O)O)C(O)C(O)C1O", "OCC(O)C(O)C(O)C(O)C(O)C(=O)O",
+    "CCCCCCCCC=CCCCCCCCC(=O)O", "CCCCCCCCCCCCCCCC(=O)O", "O=C(O)c1cc2ccccc2c(Cc2c(O)c(C(=O)O)cc3ccccc23)c1O",
     # sulfonic acids
     "CS(=O)(=O)O", "CCS(=O)(=O)O", "O=S(=O)(O)c1ccccc1", "Cc1ccc(S(=O)(=O)O)cc1", "O=S(=O)(O)CCO",
     "O=S(=O)(O)c1ccc2ccccc2c1", "CC1(C)C2CCC1(CS(=O)(=O)O)C(=O)C2", "O=S(=O)(O)CCS(=O)(=O)O",
+    "O=S(=O)(O)c1cccc2c(S(=O)(=O)O)cccc12", "CCCCCCCCCCCCOS(=O)(=O)O", "COS(=O)(=O)O",
     # metal and ammonium counter-cations
     "[Li]", "[Na]", "[K]", "[Rb]", "[Cs]", "[Mg]", "[Ca]", "[Sr]", "[Ba]", "[Zn]", "[Al]",
     "[NH4+]", "C[N+](C)(C)CCO", "NC(CO)(CO)CO", "CNC[C@H](O)[C@@H](O)[C@H](O)[C@H](O)CO", "CCNCC",
     "C1CCC(NC2CCCCC2)CC1", "c1ccc(CNCCNCc2ccccc2)cc1", "NCCO", "OCCNCCO", "CN(C)C", "CCN(CC)CC",
+    "OCCN(CCO)CCO", "CC(C)(C)N", "NCCCCC(N)C(=O)O", "N=C(N)NCCCCC(N)C(=O)O", "NC(CC(=O)O)C(=O)O",
+    "NC(CCC(=O)O)C(=O)O",
     # solvents of crystallization
     "CO", "CCO", "CC(C)O", "CC(C)=O", "CC#N", "CS(C)=O", "CN(C)C=O", "ClCCl", "ClC(Cl)Cl", "CCOC(C)=O",
     "CCOCC", "C1CCOC1", "C1COCCO1", "c1ccccc1", "Cc1ccccc1", "c1ccncc1", "OCCO", "CCCCO",
 )  # fmt: skip
+
+# Carbon-containing but inorganic: carbonates, cyanide, CO2, CO, thiocyanate,
+# cyanate, CS2, carbonyl sulfide (compared neutral, like the counter-ions).
+INORGANIC_CARBON = ("O=C(O)O", "C#N", "O=C=O", "[C-]#[O+]", "N#CS", "N#CO", "S=C=S", "O=C=S")
 
 # Metals (alkali, alkaline-earth, transition, post-transition, lanthanides,
 # actinides). Metalloids (B, Si, Ge, As, Sb, Se, Te) are not: boronic acids
@@ -77,6 +90,9 @@ METALS = frozenset(
 # Metals that come as the cation of a salt (sodium carboxylate, calcium
 # phosphate, zinc acetate); any other metal is part of a complex.
 SALT_CATIONS = frozenset(["Li", "Na", "K", "Rb", "Cs", "Mg", "Ca", "Sr", "Ba", "Zn", "Al"])
+# An alkali or alkaline-earth metal drawn bonded to a heteroatom (aspirin as
+# C(=O)O[Na], as vendors' and old MDL files write salts) is a salt, not a complex.
+SALT_BOND = "[Li,Na,K,Rb,Cs,Mg,Ca,Sr,Ba]-[O,N,S,F,Cl,Br,I]"
 
 
 @dataclass(frozen=True)
@@ -106,23 +122,26 @@ class Refusal:
 
 def parent(mol: Chem.Mol, *, standardize: bool) -> Parent | Refusal:
     """The molecule to predict for a sanitized input, or why there is none."""
-    if not _is_organic(mol):
+    changes = []
+    if standardize:
+        mol, broken = _disconnect_salt_metals(mol)
+        if broken:
+            changes.append(f"disconnected {broken} metal–heteroatom bond(s): a salt drawn covalently")
+    # Atom indices per fragment are cheap; fragments as molecules cost more
+    # than parsing, and most ligands are one fragment and skip that step.
+    single = len(Chem.GetMolFrags(mol)) == 1
+    fragments = [mol] if single else list(Chem.GetMolFrags(mol, asMols=True))
+    if not any(_is_organic(fragment) for fragment in fragments):
         return Refusal(
             "no_organic_fragment",
             f"no organic fragment in {Chem.MolToSmiles(mol)}: a ligand needs a carbon-containing molecule",
         )
-    # Atom indices per fragment: cheap, where fragments as molecules cost more
-    # than parsing; most ligands are one fragment and skip that step.
-    fragment_count = len(Chem.GetMolFrags(mol))
     if not standardize:
-        return Parent(mol, flags=_flags(mol, fragment_count))
-    if fragment_count == 1:
-        return _parent_of(mol, [])
-    return _parent_of(*_choose(list(Chem.GetMolFrags(mol, asMols=True))))
+        return Parent(mol, flags=_flags(mol, len(fragments)))
+    return _parent_of(*_choose(fragments), changes)
 
 
-def _parent_of(chosen: Chem.Mol, removed: list[Chem.Mol]) -> Parent | Refusal:
-    changes = []
+def _parent_of(chosen: Chem.Mol, removed: list[Chem.Mol], flags: list[str], changes: list[str]) -> Parent | Refusal:
     metals = _complex_metals(chosen, removed)
     if metals:
         return Refusal(
@@ -133,6 +152,8 @@ def _parent_of(chosen: Chem.Mol, removed: list[Chem.Mol]) -> Parent | Refusal:
     removed_smiles = sorted(Chem.MolToSmiles(f) for f in removed)
     if removed:
         changes.append(f"removed {len(removed)} fragment(s): {'.'.join(removed_smiles)}")
+    if flags:
+        changes.append("kept the largest of several components; the others are in removed_fragments")
     charge = Chem.GetFormalCharge(chosen)
     if charge:
         chosen = _uncharger().uncharge(chosen)
@@ -142,17 +163,46 @@ def _parent_of(chosen: Chem.Mol, removed: list[Chem.Mol]) -> Parent | Refusal:
             if after != charge
             else f"net charge {charge:+d} kept (a permanent charge)"
         )
-    return Parent(chosen, removed_fragments=removed_smiles, changes=changes)
+    return Parent(chosen, removed_fragments=removed_smiles, changes=changes, flags=flags)
 
 
-def _choose(fragments: list[Chem.Mol]) -> tuple[Chem.Mol, list[Chem.Mol]]:
-    """The parent fragment and the removed ones."""
+def _disconnect_salt_metals(mol: Chem.Mol) -> tuple[Chem.Mol, int]:
+    """The molecule with its salt-cation bonds broken into ion pairs, and how many."""
+    bonds = mol.GetSubstructMatches(_pattern(SALT_BOND))
+    if not bonds:
+        return mol, 0
+    ions = Chem.RWMol(mol)
+    for metal, partner in bonds:
+        ions.RemoveBond(metal, partner)
+        for index, change in ((metal, +1), (partner, -1)):
+            atom = ions.GetAtomWithIdx(index)
+            atom.SetFormalCharge(atom.GetFormalCharge() + change)
+    split = ions.GetMol()
+    Chem.SanitizeMol(split)
+    return split, len(bonds)
+
+
+# A second component this large is a drug (a co-formulation, a co-crystal),
+# not a counter-ion: the parent is still the largest, and the input is flagged.
+COMPONENT_HEAVY_ATOMS = 8
+
+
+def _choose(fragments: list[Chem.Mol]) -> tuple[Chem.Mol, list[Chem.Mol], list[str]]:
+    """The parent fragment, the removed ones, and flags."""
     if len(fragments) == 1:
-        return fragments[0], []
-    kept = [f for f in fragments if not _is_counter_ion(f)] or fragments
-    organic = [f for f in kept if _is_organic(f)] or kept
+        return fragments[0], [], []
+    # A bare proton ([H+], PubChem's "hydron") is no candidate.
+    molecular = [f for f in fragments if f.GetNumHeavyAtoms()]
+    kept = [f for f in molecular if not _is_counter_ion(f)] or molecular
+    # Listed organics (acetic acid) beat an unlisted inorganic (SO3, HN3).
+    organic = [f for f in kept if _is_organic(f)] or [f for f in molecular if _is_organic(f)]
     chosen = organic[0] if len(organic) == 1 else max(organic, key=_size_key)
-    return chosen, [f for f in fragments if f is not chosen]
+    components = {
+        Chem.MolToSmiles(f)
+        for f in kept
+        if f is not chosen and f.GetNumHeavyAtoms() >= COMPONENT_HEAVY_ATOMS and _is_organic(f)
+    } - {Chem.MolToSmiles(chosen)}
+    return chosen, [f for f in fragments if f is not chosen], ["multiple_components"] if components else []
 
 
 def _complex_metals(chosen: Chem.Mol, removed: list[Chem.Mol]) -> list[str]:
@@ -180,7 +230,10 @@ def _flags(mol: Chem.Mol, fragment_count: int) -> list[str]:
 
 
 def _is_organic(fragment: Chem.Mol) -> bool:
-    return fragment.HasSubstructMatch(_pattern("[#6]"))
+    if not fragment.HasSubstructMatch(_pattern("[#6]")):
+        return False
+    names, largest = _inorganic_carbon()
+    return fragment.GetNumHeavyAtoms() > largest or _neutral_smiles(fragment) not in names
 
 
 def _has_metal(mol: Chem.Mol) -> bool:
@@ -204,7 +257,13 @@ def _neutral_smiles(fragment: Chem.Mol) -> str:
             atom.SetFormalCharge(0)
             atom.SetNumExplicitHs(0)
             atom.SetNoImplicit(True)
-    return Chem.MolToSmiles(neutral)
+    # Stereo and isotopes do not make another counter-ion (D-gluconate, D2O).
+    return Chem.MolToSmiles(neutral, isomericSmiles=False)
+
+
+@cache
+def _inorganic_carbon() -> tuple[frozenset[str], int]:
+    return _listed(INORGANIC_CARBON)
 
 
 def _is_counter_ion(fragment: Chem.Mol) -> bool:
@@ -215,8 +274,13 @@ def _is_counter_ion(fragment: Chem.Mol) -> bool:
 
 @cache
 def _counter_ions() -> tuple[frozenset[str], int]:
-    """The list's neutral SMILES, and its largest member's heavy atoms."""
-    mols = [Chem.MolFromSmiles(smiles) for smiles in COUNTER_IONS]
+    return _listed(COUNTER_IONS)
+
+
+def _listed(smiles: tuple[str, ...]) -> tuple[frozenset[str], int]:
+    """A list's neutral SMILES, and its largest member's heavy atoms: larger
+    fragments are not looked up (writing out a drug is the costly part)."""
+    mols = [Chem.MolFromSmiles(item) for item in smiles]
     return frozenset(_neutral_smiles(mol) for mol in mols), max(mol.GetNumHeavyAtoms() for mol in mols)
 
 
