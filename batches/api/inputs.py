@@ -13,6 +13,7 @@ from batches.catalog import DEFAULT_MODEL, get_model
 from batches.registry import ModelSpec
 from batches.services.submission import (
     MAX_ATTEMPTS,
+    MAX_IN_FLIGHT,
     MIN_TIMEOUT_SECONDS,
     ON_INVALID,
     Submission,
@@ -68,10 +69,20 @@ class SubmissionSerializer(serializers.Serializer[Any]):
         help_text="reduce each ligand to its standardized parent (largest organic fragment, neutralized)",
     )
     max_in_flight = StrictIntegerField(
-        required=False, allow_null=True, default=None, min_value=1, help_text="cap on this batch's jobs in flight"
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=MAX_IN_FLIGHT,
+        help_text="cap on this batch's jobs in flight",
     )
     max_attempts = StrictIntegerField(
-        required=False, allow_null=True, default=None, min_value=1, max_value=10, help_text="attempts per job"
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=MAX_ATTEMPTS,
+        help_text="attempts per job",
     )
     timeout_seconds = StrictIntegerField(
         required=False,

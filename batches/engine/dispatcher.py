@@ -158,16 +158,27 @@ class Dispatcher:
     # -- claim ---------------------------------------------------------------
 
     def claim(self) -> list[Job]:
-        room = self.capacity - self.in_flight
+        jobs, short = self._claim_round(self.capacity - self.in_flight, exclude=set())
+        # A batch can deliver fewer jobs than planned: its duplicates of a
+        # molecule in flight wait for it. One more round spends those slots on
+        # the other batches instead of leaving them idle for a pass.
+        if short:
+            more, _ = self._claim_round(self.capacity - self.in_flight - len(jobs), exclude=short)
+            jobs += more
+        return jobs
+
+    def _claim_round(self, room: int, *, exclude: set[UUID]) -> tuple[list[Job], set[UUID]]:
+        """The jobs claimed, and the batches that delivered fewer than planned."""
         if room <= 0:
-            return []
+            return [], set()
         batches, held = dispatch_queue()
         free = min(room, self.max_in_flight - sum(held.values()))
         if free <= 0:
-            return []
+            return [], set()
+        batches = [batch for batch in batches if batch.id not in exclude]
         plan = claim_plan(free=free, batches=batches, held=held, weights=self.weights(held))
         if not plan:
-            return []
+            return [], set()
         token = self._new_token()
         try:
             jobs = self._retrying(claim_jobs, plan=plan, token=token, lease_seconds=self.lease_seconds)
@@ -176,12 +187,14 @@ class Dispatcher:
             # heartbeat forget the token so their lease runs out.
             self._drop_token(token)
             raise
+        delivered = Counter(job.batch_id for job in jobs)
+        short = {batch_id for batch_id, wanted in plan if delivered[batch_id] < wanted}
         if not jobs:
             self._drop_token(token)
-            return []
+            return [], short
         with self._lock:
             self._pending[token] = _holds(jobs, token)
-        return jobs
+        return jobs, short
 
     # -- submit --------------------------------------------------------------
 

@@ -20,7 +20,13 @@ class Migration(migrations.Migration):
             name='max_in_flight',
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
+        # Batches stored before standardization were predicted as given.
         migrations.AddField(
+            model_name='batch',
+            name='standardize',
+            field=models.BooleanField(default=False),
+        ),
+        migrations.AlterField(
             model_name='batch',
             name='standardize',
             field=models.BooleanField(default=True),

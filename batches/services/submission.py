@@ -79,6 +79,8 @@ def batch_prepare(*, submission: Submission) -> Prepared:
 
 MIN_TIMEOUT_SECONDS = 10
 MAX_ATTEMPTS = 10
+# No batch holds more jobs than a batch holds ligands; the column is a 32-bit integer.
+MAX_IN_FLIGHT = 100_000
 
 
 def _check_policy(submission: Submission, spec: ModelSpec) -> None:
@@ -97,9 +99,9 @@ def _check_policy(submission: Submission, spec: ModelSpec) -> None:
             code="invalid_option",
             details={"max_attempts": submission.max_attempts},
         )
-    if submission.max_in_flight is not None and submission.max_in_flight < 1:
+    if submission.max_in_flight is not None and not 1 <= submission.max_in_flight <= MAX_IN_FLIGHT:
         raise InvalidInput(
-            "max_in_flight must be at least 1.",
+            f"max_in_flight must be between 1 and {MAX_IN_FLIGHT}.",
             code="invalid_option",
             details={"max_in_flight": submission.max_in_flight},
         )

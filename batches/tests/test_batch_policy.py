@@ -255,3 +255,20 @@ def test_the_batch_timeout_is_sent_to_the_executor(make_batch: Callable[..., Bat
     # Chunks never mix batches, so each chunk has one batch's timeout.
     for request, _ in executor.timeouts:
         assert len({Job.objects.get(pk=job.job_id).batch_id for job in request.jobs}) == 1
+
+
+@pytest.mark.django_db
+def test_waiting_duplicates_do_not_starve_the_owners_next_batch(make_batch: Callable[..., Batch]) -> None:
+    remote = FakeExecutor(hold=True)
+    dispatcher = Dispatcher(executors={"local": remote}, capacity=4, max_in_flight=4)
+    older = make_batch([{"name": f"n{i}", "smiles": "CCO"} for i in range(20)], allow_duplicates=True)
+    newer = make_batch([{"name": f"m{i}", "smiles": "C" * (i + 2)} for i in range(5)])
+    dispatcher.run_once()  # claims one CCO job (its twins wait) ...
+    dispatcher.run_once()
+    dispatcher.run_once()
+    held = Batch.objects.get(pk=newer.pk)
+    in_flight_total = sum(
+        b.jobs.filter(status__in=[JobStatus.DISPATCHED, JobStatus.RUNNING]).count() for b in (older, held)
+    )
+    # 4 slots, 1 used by the CCO job: the newer batch's distinct ligands should fill the other 3.
+    assert in_flight_total == 4, (in_flight_total, held.n_queued)

@@ -435,3 +435,8 @@ def test_an_upload_on_disk_is_fingerprinted_by_all_its_content(owner_client: API
     assert post(b"") == 200
     # The same ligands; only the end of the file differs.
     assert post(b"# changed\n") == 409
+
+
+def test_a_bad_smiles_in_the_first_row_of_a_headerless_file_is_a_record() -> None:
+    records = list(iter_ligand_file(io.BytesIO(b"C1CC,bad_one\nCCO,ethanol\nCCN,ethylamine\n"), "x.csv"))
+    assert [(r.name, r.smiles) for r in records] == [("bad_one", "C1CC"), ("ethanol", "CCO"), ("ethylamine", "CCN")]

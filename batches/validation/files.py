@@ -12,6 +12,7 @@ import codecs
 import csv
 import io
 import itertools
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -192,6 +193,13 @@ def _head(lines: Iterator[str], chars: int) -> list[str]:
     return head
 
 
+def _looks_like_a_header(cell: str) -> bool:
+    """Words ("Ligand SMILES", "Structure"), not a molecule that failed to parse:
+    no digit, bracket, bond or charge sign. A bad SMILES in the first row of a
+    headerless file is a record, and is reported as one."""
+    return not _parses(cell) and not re.search(r"[0-9\[\]()=#@+\-/\\%.$]", cell)
+
+
 def _read_csv(lines: Iterator[str]) -> Iterator[RawLigand]:
     head = _head(lines, SNIFF_CHARS)
     try:
@@ -217,7 +225,7 @@ def _read_csv(lines: Iterator[str]) -> Iterator[RawLigand]:
             f"(first row: {', '.join(first)[:200]}). Name the SMILES column one of {', '.join(SMILES_COLUMNS)}.",
             code="no_smiles_column",
         )
-    if len(sample) > 1 and not _parses(first[smiles_col] if smiles_col < len(first) else ""):
+    if len(sample) > 1 and _looks_like_a_header(first[smiles_col] if smiles_col < len(first) else ""):
         # A header with names we do not know ("Structure", "Ligand SMILES"): the
         # column parses below it, not in it.
         names = [cell.strip().lower() for cell in first]

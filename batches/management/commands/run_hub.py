@@ -1,6 +1,8 @@
+import signal
 import subprocess
 import sys
 import time
+from types import FrameType
 from typing import Any
 
 from django.conf import settings
@@ -17,6 +19,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = options["host"], options["port"]
+        # A supervisor's stop (docker stop, systemd) stops the children too, as Ctrl-C does.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             call_command("migrate", interactive=False, verbosity=1)
             call_command("seed_demo", base_url=f"http://{host}:{port}")
@@ -44,6 +48,10 @@ class Command(BaseCommand):
             raise CommandError(f"{name} stopped (exit {failed.returncode}); see above")
         finally:
             _stop(list(children.values()))
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
