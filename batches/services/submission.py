@@ -144,7 +144,7 @@ def batch_validate(*, submission: Submission, owner: User | None = None) -> dict
         summary["queue"] = submission_position(owner_id=owner.pk, priority=submission.priority)
     summary["model"] = {"name": spec.name, "version": spec.version, "parameters": prepared.params}
     summary["protein"] = {
-        "name": submission.protein_name.strip()[:200] or prepared.protein.label,
+        "name": _target_name(owner, submission, prepared.protein),
         "length": len(prepared.protein.sequence),
         "header": prepared.protein.header,
     }
@@ -221,14 +221,14 @@ def reuse_key(*, manifest: dict[str, Any], canonical_smiles: str) -> str:
     return request_fingerprint({**fields, "ligand": canonical_smiles})
 
 
-def _target_name(owner: User, submission: Submission, protein: Protein, target: Target) -> str:
+def _target_name(owner: User | None, submission: Submission, protein: Protein) -> str:
     """The given name; else what the owner called this sequence before; else
     one read from the FASTA header or made from the sequence."""
     if submission.protein_name.strip():
         return submission.protein_name.strip()[:200]
-    if not protein.header:
+    if not protein.header and owner is not None:
         earlier = (
-            Batch.objects.filter(owner=owner, target=target)
+            Batch.objects.filter(owner=owner, target__sequence_sha256=_sha256(protein.sequence))
             .exclude(target_name="")
             .order_by("-created_at")
             .values_list("target_name", flat=True)
@@ -239,12 +239,16 @@ def _target_name(owner: User, submission: Submission, protein: Protein, target: 
     return protein.label
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _store(owner: User, submission: Submission, prepared: Prepared, key: str | None, request_sha256: str) -> Batch:
     accepted = prepared.report.accepted
     sequence = prepared.protein.sequence
     with transaction.atomic():
         target, _ = Target.objects.get_or_create(
-            sequence_sha256=hashlib.sha256(sequence.encode()).hexdigest(),
+            sequence_sha256=_sha256(sequence),
             defaults={"sequence": sequence, "length": len(sequence)},
         )
         batch = Batch.objects.create(
@@ -253,7 +257,7 @@ def _store(owner: User, submission: Submission, prepared: Prepared, key: str | N
             model=prepared.spec.name,
             model_version=prepared.spec.version,
             target=target,
-            target_name=_target_name(owner, submission, prepared.protein, target),
+            target_name=_target_name(owner, submission, prepared.protein),
             options=prepared.params,
             priority=submission.priority,
             standardize=submission.standardize,

@@ -70,3 +70,15 @@ def test_form_fields_are_text_and_still_read(owner_client: APIClient) -> None:
     response = owner_client.post("/api/v3/batches/validate", form, format="multipart")
     assert response.status_code == 200, response.content
     assert response.json()["standardization"]["standardize"] is False
+
+
+@pytest.mark.django_db
+def test_the_dry_run_names_the_target_as_the_batch_will(
+    make_batch: Callable[..., Batch], owner_client: APIClient
+) -> None:
+    make_batch(protein_name="CDK2 (ours)")
+    report = owner_client.post(
+        "/api/v3/batches/validate", {"protein_sequence": CDK2, "ligands": ["CCO"]}, format="json"
+    ).json()
+    created = owner_client.post("/api/v3/batches/", {"protein_sequence": CDK2, "ligands": ["CCO"]}, format="json")
+    assert report["protein"]["name"] == created.json()["target"]["name"] == "CDK2 (ours)"
