@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from batches.catalog import get_model
 from batches.states import JOB_ACTIVE, JOB_TRANSITIONS, BatchStatus, FailureReason, JobStatus
 
 
@@ -81,6 +82,16 @@ class Batch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
+
+    @property
+    def attempts_allowed(self) -> int:
+        """Attempts per job: the batch's own policy, else its model's."""
+        return self.max_attempts or get_model(self.model).max_attempts
+
+    @property
+    def attempt_timeout(self) -> int:
+        """Seconds per attempt: the batch's own policy, else its model's."""
+        return self.timeout_seconds or get_model(self.model).timeout_seconds
 
     @property
     def n_active(self) -> int:

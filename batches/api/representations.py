@@ -72,8 +72,8 @@ def batch_detail(batch: Batch, request: Request) -> dict[str, Any]:
         "policy": {
             "standardize": batch.standardize,
             "max_in_flight": batch.max_in_flight,
-            "max_attempts": batch.max_attempts or get_model(batch.model).max_attempts,
-            "timeout_seconds": batch.timeout_seconds or get_model(batch.model).timeout_seconds,
+            "max_attempts": batch.attempts_allowed,
+            "timeout_seconds": batch.attempt_timeout,
         },
         "target": {
             "name": batch.target_name,

@@ -244,7 +244,7 @@ class Dispatcher:
             if executor is None:
                 raise ExecutorUnavailable(f"no {spec.executor} executor in this dispatcher")
             # A chunk holds one batch's jobs (`_send`), so one batch's timeout.
-            call_id = executor.submit(request, timeout_seconds=batch.timeout_seconds or spec.timeout_seconds)
+            call_id = executor.submit(request, timeout_seconds=batch.attempt_timeout)
         except Exception as exc:  # an executor that cannot take the chunk fails it, not the dispatcher
             log.warning("submit to %s failed: %r", spec.executor, exc)
             message = f"could not submit to the {spec.executor} executor: {exc}"

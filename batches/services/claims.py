@@ -17,7 +17,7 @@ from django.db.models import F, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from batches.models import Batch, Job
-from batches.services.retry import attempts_allowed, retry_decision
+from batches.services.retry import retry_decision
 from batches.services.transitions import CHUNK, apply_counts, held_jobs, lock_batches, update_held_rows
 from batches.states import BATCH_ACTIVE, FailureReason, JobStatus
 
@@ -271,7 +271,7 @@ def _reap_batch(
     if batch.model in durable_models:
         _adopt(batch, expired.exclude(call_id=""), token, lease_seconds, now, reaped)
         expired = expired.filter(call_id="")
-    max_attempts = attempts_allowed(batch)
+    max_attempts = batch.attempts_allowed
     deltas: Counter[str] = Counter()
     groups = expired.order_by().values_list("status", "attempts").distinct()
     for status, attempts in list(groups):

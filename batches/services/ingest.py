@@ -23,7 +23,7 @@ from django.utils import timezone
 from batches.catalog import get_model
 from batches.engine.types import JobOutcome
 from batches.registry import ModelSpec
-from batches.services.retry import attempts_allowed, retry_decision
+from batches.services.retry import retry_decision
 from batches.services.transitions import apply_counts, held_jobs, lock_batches, update_held_rows
 from batches.states import FailureReason, JobStatus
 
@@ -115,7 +115,7 @@ def _apply_batch(batch_id: UUID, deliveries: list[Delivery]) -> list[Delivery]:
     for delivery in deliveries:
         tokens[delivery.token].append(delivery)
     spec = get_model(batch.model)
-    max_attempts = attempts_allowed(batch)
+    max_attempts = batch.attempts_allowed
     now = timezone.now()
     deltas: Counter[str] = Counter()
     refused: list[Delivery] = []

@@ -5,8 +5,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from batches.catalog import get_model
-from batches.models import Batch
 from batches.states import RETRYABLE_FAILURES, JobStatus
 
 BACKOFF_MAX_SECONDS = 600
@@ -27,9 +25,3 @@ def retry_decision(*, reason: str, attempts: int, max_attempts: int, now: dateti
         delay = min(BACKOFF_MAX_SECONDS, settings.OMTX_RETRY_BACKOFF_SECONDS * 2 ** max(0, attempts - 1))
         return Decision(JobStatus.QUEUED, now + timedelta(seconds=delay), None)
     return Decision(JobStatus.FAILED, None, now)
-
-
-def attempts_allowed(batch: Batch) -> int:
-    """Attempts per job: the batch's own `max_attempts` when it set one
-    (at most the hub's bound, checked at submission), else the model's."""
-    return batch.max_attempts or get_model(batch.model).max_attempts
