@@ -1,13 +1,9 @@
 """v3 batch endpoints. Views parse, call one service or selector, and render."""
 
-import math
-from datetime import UTC, datetime, time
 from typing import Any
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, StreamingHttpResponse
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -19,14 +15,13 @@ from batches.api import representations as rep
 from batches.api import schema_inputs, schemas
 from batches.api.inputs import LegacySubmissionSerializer, SubmissionSerializer, submission_from_request
 from batches.api.pagination import Pagination
+from batches.api.params import instant, thresholds
 from batches.catalog import MODELS
 from batches.selectors import batch_get, batch_list, job_get, job_list, results_list
 from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed
 from batches.services.submission import batch_create, batch_validate
 from omtx_hub.errors import InvalidInput, NotFound
 from omtx_hub.requests import request_user
-
-THRESHOLD_OPS = {"min_": "gte", "max_": "lte"}
 
 
 class BatchCollection(APIView):
@@ -42,8 +37,8 @@ class BatchCollection(APIView):
             status=params.get("status"),
             model=params.get("model"),
             search=params.get("search"),
-            created_after=_datetime(params.get("created_after"), "created_after"),
-            created_before=_datetime(params.get("created_before"), "created_before"),
+            created_after=instant(params, "created_after"),
+            created_before=instant(params, "created_before"),
         )
         paginator = Pagination()
         page = paginator.paginate_queryset(batches, request, view=self) or []
@@ -178,7 +173,7 @@ class BatchResults(APIView):
             sort=params.get("sort"),
             order=params.get("order"),
             status=params.get("status", "succeeded"),
-            thresholds=_thresholds(params),
+            thresholds=thresholds(params),
         )
         paginator = Pagination()
         page = paginator.paginate_queryset(jobs, request, view=self) or []
@@ -296,45 +291,3 @@ def _model_info(name: str) -> dict[str, Any]:
         "limits": vars(spec.limits),
         "metrics": rep.metric_fields(spec.name),
     }
-
-
-def _thresholds(params: Any) -> list[tuple[str, str, float]]:
-    thresholds = []
-    for key, value in params.items():
-        for prefix, op in THRESHOLD_OPS.items():
-            if key.startswith(prefix):
-                thresholds.append((key.removeprefix(prefix), op, _finite(value, key)))
-    return thresholds
-
-
-def _finite(value: str, name: str) -> float:
-    # NaN compares differently on PostgreSQL (above every number) and SQLite (NULL): refused.
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number):
-        raise InvalidInput(f"{name} must be a finite number.", code="invalid_threshold", details={"parameter": name})
-    return number
-
-
-def _datetime(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return _utc(value)
-    except (ValueError, OverflowError):
-        message = f"{name} must be an ISO date or datetime."
-        raise InvalidInput(message, code="invalid_date", details={"parameter": name}) from None
-
-
-def _utc(value: str) -> datetime:
-    """ValueError for a malformed or impossible date (2024-02-30); OverflowError when the offset
-    pushes it past year 1 or 9999, caught here rather than in the database driver (a 500)."""
-    parsed = parse_datetime(value)
-    if parsed is None:
-        day = parse_date(value)
-        if day is None:
-            raise ValueError(value)
-        parsed = datetime.combine(day, time.min)
-    return (parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)).astimezone(UTC)

@@ -1,0 +1,144 @@
+"""The OpenAPI contract where the fuzzer (`make fuzz` with other seeds) found the API
+looser or stricter than its schema, or a 500: every schema-valid request is answered,
+every schema-violating one is refused with the error envelope."""
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from batches.api.params import EARLIEST, LATEST, instant
+from batches.models import Batch
+from omtx_hub.errors import InvalidInput
+
+BATCHES = "/api/v3/batches/"
+
+
+@pytest.fixture
+def batch(make_batch: Callable[..., Batch]) -> Batch:
+    return make_batch()
+
+
+def error_of(response: Any, status: int = 400) -> dict[str, Any]:
+    assert response.status_code == status, response.content[:300]
+    error: dict[str, Any] = json.loads(response.content)["error"]
+    return error
+
+
+# --- given but empty is not absent --------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["", "queued,", ",queued", "queued,queued"])
+def test_status_lists_name_each_status_once_and_at_least_one(owner_client: APIClient, batch: Batch, value: str) -> None:
+    # `status=` read as "no filter" answered 200 to [""], which the enum refuses.
+    for url in (BATCHES, f"{BATCHES}{batch.pk}/jobs/", f"{BATCHES}{batch.pk}/results"):
+        assert error_of(owner_client.get(url, {"status": value}))["code"] == "invalid_status", url
+
+
+def test_results_status_all_stands_alone(owner_client: APIClient, batch: Batch) -> None:
+    url = f"{BATCHES}{batch.pk}/results"
+    assert owner_client.get(url, {"status": "all"}).json()["count"] == 4
+    assert owner_client.get(url, {"status": "queued,failed"}).json()["count"] == 4
+    for value in ("all,queued", "all,all"):
+        assert error_of(owner_client.get(url, {"status": value}))["code"] == "invalid_status"
+
+
+@pytest.mark.parametrize(
+    "path,parameter,code",
+    [
+        ("", "model", "unknown_model"),
+        ("{batch}/results", "sort", "unknown_metric"),
+        ("{batch}/results", "order", "invalid_order"),
+    ],
+)
+def test_empty_enum_values_are_400(owner_client: APIClient, batch: Batch, path: str, parameter: str, code: str) -> None:
+    response = owner_client.get(BATCHES + path.format(batch=batch.pk), {parameter: ""})
+    assert error_of(response)["code"] == code
+
+
+def test_search_is_at_most_as_long_as_a_name(owner_client: APIClient, make_batch: Callable[..., Batch]) -> None:
+    make_batch(name="é" * 200)
+    assert owner_client.get(BATCHES, {"search": "é" * 200}).json()["count"] == 1
+    error = error_of(owner_client.get(BATCHES, {"search": "é" * 201}))
+    assert error["code"] == "invalid_search" and error["details"] == {"maximum": 200}
+
+
+# --- numbers and instants as their schema writes them ------------------------------------
+
+
+@pytest.mark.parametrize("value", ["0.5", "-0.0", "1", "1e-3", "1.5E+2", "-2.25e-07"])
+def test_thresholds_take_json_numbers(owner_client: APIClient, batch: Batch, value: str) -> None:
+    assert owner_client.get(f"{BATCHES}{batch.pk}/results", {"min_qed": value}).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["1_0", " 0.5", "0.5 ", ".5", "5.", "+1", "01", "١", "0x10", "Infinity"])
+def test_thresholds_refuse_what_float_reads_but_json_does_not(
+    owner_client: APIClient, batch: Batch, value: str
+) -> None:
+    error = error_of(owner_client.get(f"{BATCHES}{batch.pk}/results", {"max_qed": value}))
+    assert error["code"] == "invalid_threshold" and error["details"] == {"parameter": "max_qed"}
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("2024-05-01", datetime(2024, 5, 1, tzinfo=UTC)),
+        ("2024-05-01T12:30:00Z", datetime(2024, 5, 1, 12, 30, tzinfo=UTC)),
+        ("2024-05-01t12:30:00z", datetime(2024, 5, 1, 12, 30, tzinfo=UTC)),
+        ("2024-05-01T12:30:00.123456789+02:00", datetime(2024, 5, 1, 10, 30, 0, 123456, tzinfo=UTC)),
+        ("2024-05-01T00:30:00+01:00", datetime(2024, 4, 30, 23, 30, tzinfo=UTC)),
+        # A leap second: the last second of a UTC day, in any offset.
+        ("2016-12-31T23:59:60Z", datetime(2017, 1, 1, tzinfo=UTC)),
+        ("2016-12-31T18:59:60.5-05:00", datetime(2017, 1, 1, 0, 0, 0, 500000, tzinfo=UTC)),
+        # Past either end of `datetime` in UTC: the earliest or latest instant.
+        ("0001-01-01T00:00:00+00:01", EARLIEST),
+        ("0000-06-15", EARLIEST),
+        ("0000-12-31T23:00:00-05:00", datetime(1, 1, 1, 4, tzinfo=UTC)),
+        ("9999-12-31T23:59:59-00:01", LATEST),
+        ("9999-12-31T23:59:60Z", LATEST),
+    ],
+)
+def test_instants_are_rfc_3339(value: str, expected: datetime) -> None:
+    assert instant({"at": value}, "at") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-05-01T12:30:00",  # no offset
+        "2024-05-01 12:30:00Z",  # a space: ISO 8601, not RFC 3339's date-time
+        "2024-05-01T12:30Z",  # no seconds
+        "2024-05-01T12:30:60Z",  # a leap second at no day's end
+        "2024-05-01T24:00:00Z",
+        "2024-05-01T12:00:00+24:00",
+        "2024-05-01T12:00:00+0200",
+        "2024-05-01T12:00:00,5Z",
+        "2023-02-29",
+        "20240501",
+        "2024-W18-3",
+        "٢٠٢٤-05-01",
+        "",
+    ],
+)
+def test_anything_else_is_not_an_instant(value: str) -> None:
+    with pytest.raises(InvalidInput):
+        instant({"at": value}, "at")
+
+
+def test_date_bounds_past_either_end_filter_instead_of_400(owner_client: APIClient, batch: Batch) -> None:
+    def count(**query: str) -> int:
+        response = owner_client.get(BATCHES, query)
+        assert response.status_code == 200, response.content
+        result: int = response.json()["count"]
+        return result
+
+    assert count(created_after="0001-01-01T00:00:00+05:00") == 1
+    assert count(created_before="0001-01-01T00:00:00+05:00") == 0
+    assert count(created_after="9999-12-31T23:00:00-05:00") == 0
+    assert count(created_before="9999-12-31T23:00:00-05:00") == 1
+    assert count(created_after="2016-12-31T23:59:60Z") == 1
+    created = batch.created_at.astimezone(UTC)
+    assert count(created_before=(created + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")) == 1
