@@ -13,6 +13,8 @@ from batches.catalog import DEFAULT_MODEL, get_model
 from batches.registry import ModelSpec
 from batches.services.submission import (
     MAX_ATTEMPTS,
+    MAX_IN_FLIGHT,
+    MAX_TIMEOUT_SECONDS,
     MIN_TIMEOUT_SECONDS,
     ON_INVALID,
     Submission,
@@ -68,16 +70,23 @@ class SubmissionSerializer(serializers.Serializer[Any]):
         help_text="reduce each ligand to its standardized parent (largest organic fragment, neutralized)",
     )
     max_in_flight = StrictIntegerField(
-        required=False, allow_null=True, default=None, min_value=1, help_text="cap on this batch's jobs in flight"
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=MAX_IN_FLIGHT,
+        help_text="cap on this batch's jobs in flight",
     )
     max_attempts = StrictIntegerField(
-        required=False, allow_null=True, default=None, min_value=1, max_value=10, help_text="attempts per job"
+        required=False, allow_null=True, default=None, min_value=1, max_value=MAX_ATTEMPTS, help_text="attempts per job"
     )
     timeout_seconds = StrictIntegerField(
         required=False,
         allow_null=True,
         default=None,
-        help_text="per-attempt timeout, at most the model's (GET /models)",
+        min_value=MIN_TIMEOUT_SECONDS,
+        max_value=MAX_TIMEOUT_SECONDS,
+        help_text="per-attempt timeout in seconds, at most the model's (GET /models)",
     )
     format = serializers.ChoiceField(
         choices=sorted(FORMATS), required=False, allow_blank=True, help_text="file format when uploading"
@@ -186,7 +195,9 @@ def legacy_policy(config: dict[str, Any], spec: ModelSpec) -> tuple[dict[str, An
     if "priority" in given:
         policy["priority"] = _legacy_priority(given["priority"])
     if "max_concurrent_jobs" in given:
-        policy["max_in_flight"] = _whole(given["max_concurrent_jobs"], "max_concurrent_jobs", minimum=1)
+        policy["max_in_flight"] = _whole(
+            given["max_concurrent_jobs"], "max_concurrent_jobs", minimum=1, maximum=MAX_IN_FLIGHT
+        )
     attempts = _legacy_attempts(given.get("retry_failed_jobs"), given.get("max_retry_attempts"), warnings)
     if attempts is not None:
         policy["max_attempts"] = attempts
@@ -237,9 +248,11 @@ def _legacy_timeout(value: Any, spec: ModelSpec, warnings: list[str]) -> int:
     return min(seconds, spec.timeout_seconds)
 
 
-def _whole(value: Any, key: str, *, minimum: int) -> int:
+def _whole(value: Any, key: str, *, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise _invalid(key, value, f"must be a whole number, at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise _invalid(key, value, f"must be a whole number, at most {maximum}")
     return value
 
 

@@ -12,9 +12,12 @@ from rest_framework.test import APIClient
 
 from batches.api.params import EARLIEST, LATEST, instant
 from batches.models import Batch
+from batches.services.submission import MAX_IN_FLIGHT
+from conftest import CDK2, LIGANDS
 from omtx_hub.errors import InvalidInput
 
 BATCHES = "/api/v3/batches/"
+SUBMIT = "/api/v3/batches/submit"
 
 
 @pytest.fixture
@@ -142,3 +145,45 @@ def test_date_bounds_past_either_end_filter_instead_of_400(owner_client: APIClie
     assert count(created_after="2016-12-31T23:59:60Z") == 1
     created = batch.created_at.astimezone(UTC)
     assert count(created_before=(created + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")) == 1
+
+
+# --- bounded policy: a 400, not the database's 500 ----------------------------------------
+
+
+def body(**fields: Any) -> dict[str, Any]:
+    return {"name": "contract", "protein_sequence": CDK2, "ligands": LIGANDS, **fields}
+
+
+@pytest.mark.parametrize("path", ["", "validate"])
+@pytest.mark.parametrize("value", [MAX_IN_FLIGHT + 1, 2**31, 10**20])
+def test_max_in_flight_past_any_batch_is_400(owner_client: APIClient, path: str, value: int) -> None:
+    response = owner_client.post(BATCHES + path, body(max_in_flight=value), format="json")
+    assert error_of(response)["code"] == "validation_error"
+    assert not Batch.objects.exists()
+
+
+def test_max_in_flight_up_to_the_largest_batch_is_kept(owner_client: APIClient) -> None:
+    response = owner_client.post(BATCHES, body(max_in_flight=MAX_IN_FLIGHT), format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["policy"]["max_in_flight"] == MAX_IN_FLIGHT
+
+
+@pytest.mark.parametrize("value", [MAX_IN_FLIGHT + 1, 10**20])
+def test_legacy_max_concurrent_jobs_past_any_batch_is_400(owner_client: APIClient, value: int) -> None:
+    legacy = {
+        "job_name": "old",
+        "model_name": "ligand-profile",
+        "protein_sequence": CDK2,
+        "ligands": LIGANDS,
+        "configuration": {"max_concurrent_jobs": value},
+    }
+    error = error_of(owner_client.post(SUBMIT, legacy, format="json"))
+    assert error["code"] == "invalid_configuration"
+    assert error["details"]["key"] == "configuration.max_concurrent_jobs"
+    assert not Batch.objects.exists()
+
+
+@pytest.mark.parametrize("value", [9, 1801])
+def test_timeout_seconds_outside_every_models_bounds_is_400(owner_client: APIClient, value: int) -> None:
+    response = owner_client.post(BATCHES + "validate", body(timeout_seconds=value), format="json")
+    assert "timeout_seconds" in error_of(response)["details"]
