@@ -110,8 +110,12 @@ def _is_legacy(data: Any) -> bool:
     return hasattr(data, "get") and ("job_name" in data or "model_name" in data or "configuration" in data)
 
 
-def submission_from_request(request: Request) -> tuple[Submission, str]:
-    """The submission and its fingerprint (for Idempotency-Key comparison)."""
+def submission_from_request(request: Request, *, legacy: bool = False) -> tuple[Submission, str]:
+    """The submission and its fingerprint (for Idempotency-Key comparison). On the
+    predecessor's path (`legacy`) the body is always the predecessor's: read as the
+    canonical one, its `use_msa` and default model would be dropped without a word."""
+    if legacy:
+        return _from_legacy(request.data)
     files = getattr(request, "FILES", {})
     upload = files.get("ligands_file") or files.get("file")
     if upload is not None:

@@ -6,6 +6,7 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -62,7 +63,7 @@ class BatchCollection(APIView):
 def create_batch(request: Request, *, legacy: bool = False) -> Response:
     """Shared by the canonical create (201, or 200 for an Idempotency-Key
     replay) and the predecessor's /submit path (always 200, its own body)."""
-    submission, fingerprint = submission_from_request(request)
+    submission, fingerprint = submission_from_request(request, legacy=legacy)
     key = request.headers.get("Idempotency-Key") or None
     if key is not None and len(key) > 200:
         raise InvalidInput("Idempotency-Key is longer than 200 characters.", code="invalid_idempotency_key")
@@ -78,7 +79,10 @@ def create_batch(request: Request, *, legacy: bool = False) -> Response:
 
 
 class LegacySubmit(APIView):
-    """POST /api/v3/batches/submit: the predecessor's path, body and answer; same service."""
+    """POST /api/v3/batches/submit: the predecessor's path, body and answer; same service.
+    Its clients sent JSON, and its body has no field a form could carry a file in."""
+
+    parser_classes = [JSONParser]
 
     @extend_schema(
         operation_id="batches_submit_legacy",

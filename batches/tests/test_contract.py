@@ -187,3 +187,23 @@ def test_legacy_max_concurrent_jobs_past_any_batch_is_400(owner_client: APIClien
 def test_timeout_seconds_outside_every_models_bounds_is_400(owner_client: APIClient, value: int) -> None:
     response = owner_client.post(BATCHES + "validate", body(timeout_seconds=value), format="json")
     assert "timeout_seconds" in error_of(response)["details"]
+
+
+# --- the predecessor's path reads the predecessor's body ----------------------------------
+
+
+def test_submit_reads_its_body_as_the_predecessors_even_without_its_keys(owner_client: APIClient) -> None:
+    # Read as a canonical body it dropped use_msa unchecked and ran the canonical default model.
+    refused = owner_client.post(
+        SUBMIT, {"protein_sequence": CDK2, "ligands": LIGANDS, "use_msa": "junk"}, format="json"
+    )
+    assert error_of(refused)["code"] == "validation_error"
+    defaulted = owner_client.post(SUBMIT, {"protein_sequence": CDK2, "ligands": LIGANDS}, format="json")
+    assert error_of(defaulted, 503)["code"] == "model_unavailable"  # boltz2, the predecessor's default
+    assert not Batch.objects.exists()
+
+
+def test_submit_takes_json_only(owner_client: APIClient) -> None:
+    form = {"job_name": "old", "model_name": "ligand-profile", "protein_sequence": CDK2, "ligands": "CCO"}
+    assert owner_client.post(SUBMIT, form).status_code == 415
+    assert not Batch.objects.exists()
