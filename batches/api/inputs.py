@@ -4,8 +4,12 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from typing import Any
 
+from django.http import QueryDict
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -37,31 +41,76 @@ class TextField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-class StrictBooleanField(serializers.BooleanField):
-    """true or false; 0, 1 and "yes" only from a form, whose fields are all text."""
+# What a form field holds for a boolean or an integer: JSON's spelling, as text.
+FORM_BOOLEANS = {"true": True, "false": False}
+FORM_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+
+
+class FormSpelling(serializers.Field[Any, Any, Any, Any]):
+    """In a form, a field holds its JSON spelling as text: `null` is null, and an empty
+    value is no value (DRF reads it as null, or as absent, for a form)."""
+
+    def get_value(self, dictionary: Any) -> Any:
+        if self.context.get("form") and self.field_name in dictionary:
+            return dictionary[self.field_name]
+        return super().get_value(dictionary)
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        return super().validate_empty_values(None if self.context.get("form") and data == "null" else data)
+
+
+class StrictBooleanField(FormSpelling, serializers.BooleanField):
+    """true or false: JSON's, or their text in a form (not DRF's "yes", "on", "1" or "T")."""
 
     def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool) and not self.context.get("form"):
-            self.fail("invalid", input=data)
-        return super().to_internal_value(data)
+        if isinstance(data, bool):
+            return data
+        if self.context.get("form") and data in FORM_BOOLEANS:
+            return FORM_BOOLEANS[data]
+        self.fail("invalid", input=data)
 
 
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON number; digits in text only from a form."""
+class StrictIntegerField(FormSpelling, serializers.IntegerField):
+    """A JSON number; in a form, its digits (not " 3", "+3" or "3.0")."""
 
     def to_internal_value(self, data: Any) -> int:
-        if (isinstance(data, bool) or not isinstance(data, int | float)) and not self.context.get("form"):
+        if self.context.get("form"):
+            if not isinstance(data, str) or not FORM_INTEGER.fullmatch(data):
+                self.fail("invalid")
+        elif isinstance(data, bool) or not isinstance(data, int | float):
             self.fail("invalid")
-        return super().to_internal_value(data)
+        value: int = super().to_internal_value(data)
+        return value
 
 
-class SubmissionSerializer(serializers.Serializer[Any]):
+class JSONObjectTextField(serializers.CharField):
+    """A JSON object written as text: `options` in a form. Empty is no options."""
+
+    default_error_messages = {"not_an_object": "Must be a JSON object, as text."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        text = super().to_internal_value(data)
+        try:
+            value = json.loads(text or "{}", parse_constant=_no_constant)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            self.fail("not_an_object")
+        return value
+
+
+def _no_constant(name: str) -> None:
+    # json.loads reads NaN and Infinity, which JSON (and the JSON body's parser) does not.
+    raise ValueError(name)
+
+
+class SubmissionFields(serializers.Serializer[Any]):
+    """What a JSON submission and the upload form share."""
+
     name = TextField(max_length=200, required=False, allow_blank=True, default="")
     model = TextField(max_length=50, required=False, default=DEFAULT_MODEL)
     protein_name = TextField(max_length=200, required=False, allow_blank=True, default="")
     protein_sequence = TextField(allow_blank=True, trim_whitespace=False)
-    ligands = serializers.ListField(child=serializers.JSONField(allow_null=True), required=False)
-    options = serializers.DictField(required=False, default=dict)
     priority = StrictIntegerField(required=False, default=0, min_value=-10, max_value=10)
     on_invalid = serializers.ChoiceField(choices=ON_INVALID, required=False, default="skip")
     standardize = StrictBooleanField(
@@ -93,6 +142,31 @@ class SubmissionSerializer(serializers.Serializer[Any]):
     )
 
 
+class SubmissionSerializer(SubmissionFields):
+    """The JSON body."""
+
+    ligands = serializers.ListField(child=serializers.JSONField(allow_null=True), required=False)
+    options = serializers.DictField(required=False, default=dict)
+
+
+@extend_schema_field(OpenApiTypes.BINARY)
+class UploadField(serializers.FileField):
+    """A file part (spectacular writes a bare FileField as a URI: the field as it reads back)."""
+
+
+class SubmissionUploadSerializer(SubmissionFields):
+    """The multipart form: the ligands as a file, `options` as JSON text, every other
+    field as its JSON spelling in text (`true`, `3`)."""
+
+    options = JSONObjectTextField(required=False, allow_blank=True, help_text="a JSON object, as text")
+    ligands_file = UploadField(
+        allow_empty_file=True, help_text="the ligands: .csv/.tsv (header detected), .smi, or .sdf; format overrides"
+    )
+
+
+FORM_FIELDS = [name for name in SubmissionUploadSerializer._declared_fields if name != "ligands_file"]
+
+
 class LegacySubmissionSerializer(serializers.Serializer[Any]):
     """The predecessor's body for POST /api/v3/batches/submit."""
 
@@ -116,10 +190,8 @@ def submission_from_request(request: Request, *, legacy: bool = False) -> tuple[
     canonical one, its `use_msa` and default model would be dropped without a word."""
     if legacy:
         return _from_legacy(request.data)
-    files = getattr(request, "FILES", {})
-    upload = files.get("ligands_file") or files.get("file")
-    if upload is not None:
-        return _from_upload(request, upload)
+    if isinstance(request.data, QueryDict):  # a form: JSON bodies parse to dicts and lists
+        return _from_upload(request)
     if _is_legacy(request.data):
         return _from_legacy(request.data)
     serializer = SubmissionSerializer(data=request.data)
@@ -268,30 +340,15 @@ def _invalid(key: str, value: Any, problem: str, **details: Any) -> InvalidInput
     )
 
 
-def _from_upload(request: Request, upload: Any) -> tuple[Submission, str]:
-    names = (
-        "name",
-        "model",
-        "protein_name",
-        "protein_sequence",
-        "options",
-        "priority",
-        "on_invalid",
-        "format",
-        "standardize",
-        "max_in_flight",
-        "max_attempts",
-        "timeout_seconds",
-    )
-    fields: dict[str, Any] = {key: request.data.get(key) for key in names if key in request.data}
-    if isinstance(fields.get("options"), str):
-        try:
-            fields["options"] = json.loads(fields["options"] or "{}")
-        except json.JSONDecodeError as exc:
-            raise InvalidInput("options must be a JSON object.", code="invalid_options") from exc
-    serializer = SubmissionSerializer(data=fields, context={"form": True})
+def _from_upload(request: Request) -> tuple[Submission, str]:
+    serializer = SubmissionUploadSerializer(data=request.data, context={"form": True})
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
+    upload = data["ligands_file"]
+    # The form as given (options parsed), for the Idempotency-Key comparison.
+    fields: dict[str, Any] = {key: request.data[key] for key in FORM_FIELDS if key in request.data}
+    if "options" in fields:
+        fields["options"] = data["options"]
     filename = upload.name or "upload"
     limit = get_model(data["model"]).limits.max_ligands
     # One record past the limit proves the file too large; reading on would cost

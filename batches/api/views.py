@@ -6,7 +6,7 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,7 +14,12 @@ from rest_framework.views import APIView
 from batches import exports
 from batches.api import representations as rep
 from batches.api import schema_inputs, schemas
-from batches.api.inputs import LegacySubmissionSerializer, SubmissionSerializer, submission_from_request
+from batches.api.inputs import (
+    LegacySubmissionSerializer,
+    SubmissionSerializer,
+    SubmissionUploadSerializer,
+    submission_from_request,
+)
 from batches.api.pagination import Pagination
 from batches.api.params import instant, thresholds
 from batches.catalog import MODELS
@@ -24,8 +29,15 @@ from batches.services.submission import batch_create, batch_validate
 from omtx_hub.errors import InvalidInput, NotFound
 from omtx_hub.requests import request_user
 
+# A submission is JSON, or a multipart form with the ligands as a file. Not an urlencoded
+# form: it cannot carry the file, and the JSON body carries everything else.
+SUBMISSION_PARSERS = [JSONParser, MultiPartParser]
+SUBMISSION_BODIES = {"application/json": SubmissionSerializer, "multipart/form-data": SubmissionUploadSerializer}
+
 
 class BatchCollection(APIView):
+    parser_classes = SUBMISSION_PARSERS
+
     @extend_schema(
         operation_id="batches_list",
         parameters=schema_inputs.BATCH_LIST_PARAMETERS,
@@ -47,7 +59,7 @@ class BatchCollection(APIView):
 
     @extend_schema(
         operation_id="batches_create",
-        request=SubmissionSerializer,
+        request=SUBMISSION_BODIES,
         examples=[schema_inputs.SUBMISSION_EXAMPLE],
         parameters=[schema_inputs.IDEMPOTENCY_KEY, schema_inputs.LOCATION],
         responses={
@@ -98,9 +110,11 @@ class LegacySubmit(APIView):
 
 
 class BatchValidate(APIView):
+    parser_classes = SUBMISSION_PARSERS
+
     @extend_schema(
         operation_id="batches_validate",
-        request=SubmissionSerializer,
+        request=SUBMISSION_BODIES,
         examples=[schema_inputs.SUBMISSION_EXAMPLE],
         responses={200: schemas.ValidationReportSerializer, **schemas.errors(413)},
     )

@@ -2,6 +2,7 @@
 looser or stricter than its schema, or a 500: every schema-valid request is answered,
 every schema-violating one is refused with the error envelope."""
 
+import io
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from omtx_hub.errors import InvalidInput
 
 BATCHES = "/api/v3/batches/"
 SUBMIT = "/api/v3/batches/submit"
+VALIDATE = "/api/v3/batches/validate"
 
 
 @pytest.fixture
@@ -207,3 +209,62 @@ def test_submit_takes_json_only(owner_client: APIClient) -> None:
     form = {"job_name": "old", "model_name": "ligand-profile", "protein_sequence": CDK2, "ligands": "CCO"}
     assert owner_client.post(SUBMIT, form).status_code == 415
     assert not Batch.objects.exists()
+
+
+# --- the upload form: a file, and each field's JSON spelling as text ----------------------
+
+
+def form(**fields: Any) -> dict[str, Any]:
+    upload = io.BytesIO(b"CCO ethanol\nc1ccccc1O phenol\n")
+    upload.name = "two.smi"
+    return {"ligands_file": upload, "protein_sequence": CDK2, **fields}
+
+
+def test_a_form_reads_json_spellings(owner_client: APIClient) -> None:
+    fields = {"standardize": "false", "priority": "-3", "max_in_flight": "null", "options": '{"conformer": false}'}
+    response = owner_client.post(VALIDATE, form(**fields), format="multipart")
+    assert response.status_code == 200, response.content
+    assert response.json()["standardization"]["standardize"] is False
+    created = owner_client.post(BATCHES, form(**fields), format="multipart")
+    assert created.status_code == 201, created.content
+    assert created.json()["priority"] == -3 and created.json()["policy"]["max_in_flight"] is None
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        # DRF's BooleanField and IntegerField read these; the schema's boolean and integer do not.
+        ("standardize", "yes"),
+        ("standardize", "1"),
+        ("standardize", "on"),
+        ("standardize", ""),
+        ("priority", " 3"),
+        ("priority", "3.0"),
+        ("priority", "+3"),
+        ("priority", ""),
+        ("priority", "null"),  # not nullable
+        ("max_attempts", "007"),
+        ("options", "[1]"),
+        ("options", '{"conformer": NaN}'),
+    ],
+)
+def test_a_form_refuses_what_its_schema_does_not_say(owner_client: APIClient, field: str, value: str) -> None:
+    response = owner_client.post(VALIDATE, form(**{field: value}), format="multipart")
+    assert field in error_of(response)["details"], response.content
+
+
+def test_a_form_without_its_file_is_400_not_read_as_json(owner_client: APIClient) -> None:
+    fields = {"protein_sequence": CDK2, "ligands": ["CCO"]}
+    assert "ligands_file" in error_of(owner_client.post(VALIDATE, fields, format="multipart"))["details"]
+    upload = io.BytesIO(b"CCO\n")
+    upload.name = "one.smi"
+    aliased = {"file": upload, "protein_sequence": CDK2}  # an undocumented alias, gone
+    assert "ligands_file" in error_of(owner_client.post(BATCHES, aliased, format="multipart"))["details"]
+    assert not Batch.objects.exists()
+
+
+def test_an_urlencoded_form_is_415(owner_client: APIClient) -> None:
+    body = "protein_sequence=" + CDK2 + "&ligands=CCO"
+    for url in (BATCHES, VALIDATE):
+        response = owner_client.post(url, body, content_type="application/x-www-form-urlencoded")
+        assert error_of(response, 415)["code"] == "unsupported_media_type", url
