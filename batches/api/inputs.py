@@ -145,7 +145,7 @@ class SubmissionFields(serializers.Serializer[Any]):
 class SubmissionSerializer(SubmissionFields):
     """The JSON body."""
 
-    ligands = serializers.ListField(child=serializers.JSONField(allow_null=True), required=False)
+    ligands = serializers.ListField(child=serializers.JSONField(allow_null=True))
     options = serializers.DictField(required=False, default=dict)
 
 
@@ -180,8 +180,25 @@ class LegacySubmissionSerializer(serializers.Serializer[Any]):
     configuration = serializers.DictField(required=False, default=dict)
 
 
+CANONICAL_ONLY = set(SubmissionSerializer._declared_fields) - set(LegacySubmissionSerializer._declared_fields)
+
+
 def _is_legacy(data: Any) -> bool:
     return hasattr(data, "get") and ("job_name" in data or "model_name" in data or "configuration" in data)
+
+
+def _refuse_mixed(data: dict[str, Any]) -> None:
+    """The predecessor's body on the canonical path, with a field of the canonical one: read
+    as the predecessor's, that field would be dropped unchecked (`priority` is a key of its
+    `configuration`), so the body is neither and is refused."""
+    canonical = sorted(set(data) & CANONICAL_ONLY)
+    if canonical:
+        raise InvalidInput(
+            f"A body with job_name, model_name or configuration is the predecessor's; "
+            f"it has no {', '.join(canonical)}.",
+            code="mixed_body",
+            details={"fields": canonical},
+        )
 
 
 def submission_from_request(request: Request, *, legacy: bool = False) -> tuple[Submission, str]:
@@ -193,12 +210,11 @@ def submission_from_request(request: Request, *, legacy: bool = False) -> tuple[
     if isinstance(request.data, QueryDict):  # a form: JSON bodies parse to dicts and lists
         return _from_upload(request)
     if _is_legacy(request.data):
+        _refuse_mixed(request.data)
         return _from_legacy(request.data)
     serializer = SubmissionSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
-    if "ligands" not in data:
-        raise InvalidInput("Give ligands as a JSON list or upload a ligands_file.", code="no_ligands")
     return _build(data, raw_from_json(data["ligands"])), request_fingerprint(request.data)
 
 

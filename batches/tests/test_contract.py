@@ -205,6 +205,23 @@ def test_submit_reads_its_body_as_the_predecessors_even_without_its_keys(owner_c
     assert not Batch.objects.exists()
 
 
+@pytest.mark.parametrize("field,value", [("priority", 5), ("priority", "bad"), ("standardize", 5), ("name", "x")])
+def test_the_predecessors_body_on_the_canonical_path_has_no_canonical_fields(
+    owner_client: APIClient, field: str, value: object
+) -> None:
+    # Read as the predecessor's, the canonical field was dropped unchecked: 201, priority 0.
+    mixed = {"model_name": "ligand-profile", "protein_sequence": CDK2, "ligands": LIGANDS, field: value}
+    error = error_of(owner_client.post(BATCHES, mixed, format="json"))
+    assert error["code"] == "mixed_body" and error["details"] == {"fields": [field]}
+    assert not Batch.objects.exists()
+
+
+def test_a_json_body_without_ligands_is_a_field_error(owner_client: APIClient) -> None:
+    for url in (BATCHES, VALIDATE):
+        error = error_of(owner_client.post(url, {"protein_sequence": CDK2}, format="json"))
+        assert error["code"] == "validation_error" and "ligands" in error["details"], url
+
+
 def test_submit_takes_json_only(owner_client: APIClient) -> None:
     form = {"job_name": "old", "model_name": "ligand-profile", "protein_sequence": CDK2, "ligands": "CCO"}
     assert owner_client.post(SUBMIT, form).status_code == 415
