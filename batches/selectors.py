@@ -16,8 +16,8 @@ from batches.states import BatchStatus, JobStatus
 from omtx_hub.errors import InvalidInput, NotFound
 
 AnyUser = AbstractBaseUser | AnonymousUser
-# No name is longer, so no longer search finds anything; bounded, the URL stays within
-# the server's request-line limit (gunicorn answers past it, in HTML).
+# No name is longer, so no longer search finds anything; bounded, a valid query stays
+# within gunicorn's request-line limit (4094 bytes, past which it refuses the request itself).
 SEARCH_MAX_LENGTH = Batch._meta.get_field("name").max_length or 200
 
 
