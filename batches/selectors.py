@@ -16,6 +16,9 @@ from batches.states import BatchStatus, JobStatus
 from omtx_hub.errors import InvalidInput, NotFound
 
 AnyUser = AbstractBaseUser | AnonymousUser
+# No name is longer, so no longer search finds anything; bounded, a valid query stays
+# within gunicorn's request-line limit (4094 bytes, past which it refuses the request itself).
+SEARCH_MAX_LENGTH = Batch._meta.get_field("name").max_length or 200
 
 
 def _visible(user: AnyUser) -> QuerySet[Batch]:
@@ -50,11 +53,15 @@ def batch_list(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
 ) -> QuerySet[Batch]:
+    # Given but empty is not absent: `status=` and `model=` name no status and no model (400).
     batches = _visible(user).select_related("owner")
-    if status:
+    if status is not None:
         batches = batches.filter(status__in=_statuses(status, BatchStatus.values))
-    if model:
+    if model is not None:
         batches = batches.filter(model=get_model(model).name)
+    if search is not None and len(search) > SEARCH_MAX_LENGTH:
+        message = f"search is longer than {SEARCH_MAX_LENGTH} characters, the longest batch name."
+        raise InvalidInput(message, code="invalid_search", details={"maximum": SEARCH_MAX_LENGTH})
     if search:
         batches = batches.filter(name__icontains=search)
     if created_after:
@@ -67,12 +74,13 @@ def batch_list(
 def job_list(*, batch: Batch, status: str | None = None) -> QuerySet[Job]:
     """A batch's jobs in input order, optionally of some statuses (comma-separated)."""
     jobs = Job.objects.filter(batch=batch)
-    if status:
+    if status is not None:
         jobs = jobs.filter(status__in=_statuses(status, JobStatus.values))
     return jobs.order_by("index")
 
 
 def _statuses(given: str, known: list[str]) -> list[str]:
+    """Comma-separated, each known and named once: the list stays as short as the enum."""
     statuses = given.split(",")
     unknown = sorted(set(statuses) - set(known))
     if unknown:
@@ -81,6 +89,8 @@ def _statuses(given: str, known: list[str]) -> list[str]:
             code="invalid_status",
             details={"unknown": unknown, "allowed": known},
         )
+    if len(set(statuses)) < len(statuses):
+        raise InvalidInput("Each status may be named once.", code="invalid_status", details={"allowed": known})
     return statuses
 
 
@@ -145,14 +155,14 @@ def results_list(
     """Jobs ranked best first by `sort` in the model's direction for that
     metric (`order` asc/desc overrides it); ties broken by input order."""
     spec = get_model(batch.model)
-    metric = spec.output(sort or spec.default_rank)
+    metric = spec.output(spec.default_rank if sort is None else sort)
     if metric.kind == "str":
         raise InvalidInput(f"Metric {metric.name!r} is text and cannot rank.", code="unknown_metric")
-    if order not in (None, "", "asc", "desc"):
+    if order not in (None, "asc", "desc"):
         raise InvalidInput("order must be asc or desc.", code="invalid_order")
     descending = order == "desc" if order else metric.direction == "higher"
     jobs = Job.objects.filter(batch=batch)
-    if status and status != "all":
+    if status is not None and status != "all":
         jobs = jobs.filter(status__in=_statuses(status, JobStatus.values))
     for position, (name, op, value) in enumerate(thresholds or []):
         spec.output(name)

@@ -4,8 +4,12 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from typing import Any
 
+from django.http import QueryDict
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -14,6 +18,7 @@ from batches.registry import ModelSpec
 from batches.services.submission import (
     MAX_ATTEMPTS,
     MAX_IN_FLIGHT,
+    MAX_TIMEOUT_SECONDS,
     MIN_TIMEOUT_SECONDS,
     ON_INVALID,
     Submission,
@@ -36,31 +41,76 @@ class TextField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-class StrictBooleanField(serializers.BooleanField):
-    """true or false; 0, 1 and "yes" only from a form, whose fields are all text."""
+# What a form field holds for a boolean or an integer: JSON's spelling, as text.
+FORM_BOOLEANS = {"true": True, "false": False}
+FORM_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+
+
+class FormSpelling(serializers.Field[Any, Any, Any, Any]):
+    """In a form, a field holds its JSON spelling as text: `null` is null, and an empty
+    value is no value (DRF reads it as null, or as absent, for a form)."""
+
+    def get_value(self, dictionary: Any) -> Any:
+        if self.context.get("form") and self.field_name in dictionary:
+            return dictionary[self.field_name]
+        return super().get_value(dictionary)
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        return super().validate_empty_values(None if self.context.get("form") and data == "null" else data)
+
+
+class StrictBooleanField(FormSpelling, serializers.BooleanField):
+    """true or false: JSON's, or their text in a form (not DRF's "yes", "on", "1" or "T")."""
 
     def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool) and not self.context.get("form"):
-            self.fail("invalid", input=data)
-        return super().to_internal_value(data)
+        if isinstance(data, bool):
+            return data
+        if self.context.get("form") and data in FORM_BOOLEANS:
+            return FORM_BOOLEANS[data]
+        self.fail("invalid", input=data)
 
 
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON number; digits in text only from a form."""
+class StrictIntegerField(FormSpelling, serializers.IntegerField):
+    """A JSON number; in a form, its digits (not " 3", "+3" or "3.0")."""
 
     def to_internal_value(self, data: Any) -> int:
-        if (isinstance(data, bool) or not isinstance(data, int | float)) and not self.context.get("form"):
+        if self.context.get("form"):
+            if not isinstance(data, str) or not FORM_INTEGER.fullmatch(data):
+                self.fail("invalid")
+        elif isinstance(data, bool) or not isinstance(data, int | float):
             self.fail("invalid")
-        return super().to_internal_value(data)
+        value: int = super().to_internal_value(data)
+        return value
 
 
-class SubmissionSerializer(serializers.Serializer[Any]):
+class JSONObjectTextField(serializers.CharField):
+    """A JSON object written as text: `options` in a form. Empty is no options."""
+
+    default_error_messages = {"not_an_object": "Must be a JSON object, as text."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        text = super().to_internal_value(data)
+        try:
+            value = json.loads(text or "{}", parse_constant=_no_constant)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            self.fail("not_an_object")
+        return value
+
+
+def _no_constant(name: str) -> None:
+    # json.loads reads NaN and Infinity, which JSON (and the JSON body's parser) does not.
+    raise ValueError(name)
+
+
+class SubmissionFields(serializers.Serializer[Any]):
+    """What a JSON submission and the upload form share."""
+
     name = TextField(max_length=200, required=False, allow_blank=True, default="")
     model = TextField(max_length=50, required=False, default=DEFAULT_MODEL)
     protein_name = TextField(max_length=200, required=False, allow_blank=True, default="")
     protein_sequence = TextField(allow_blank=True, trim_whitespace=False)
-    ligands = serializers.ListField(child=serializers.JSONField(allow_null=True), required=False)
-    options = serializers.DictField(required=False, default=dict)
     priority = StrictIntegerField(required=False, default=0, min_value=-10, max_value=10)
     on_invalid = serializers.ChoiceField(choices=ON_INVALID, required=False, default="skip")
     standardize = StrictBooleanField(
@@ -77,22 +127,44 @@ class SubmissionSerializer(serializers.Serializer[Any]):
         help_text="cap on this batch's jobs in flight",
     )
     max_attempts = StrictIntegerField(
-        required=False,
-        allow_null=True,
-        default=None,
-        min_value=1,
-        max_value=MAX_ATTEMPTS,
-        help_text="attempts per job",
+        required=False, allow_null=True, default=None, min_value=1, max_value=MAX_ATTEMPTS, help_text="attempts per job"
     )
     timeout_seconds = StrictIntegerField(
         required=False,
         allow_null=True,
         default=None,
-        help_text="per-attempt timeout, at most the model's (GET /models)",
+        min_value=MIN_TIMEOUT_SECONDS,
+        max_value=MAX_TIMEOUT_SECONDS,
+        help_text="per-attempt timeout in seconds, at most the model's (GET /models)",
     )
     format = serializers.ChoiceField(
         choices=sorted(FORMATS), required=False, allow_blank=True, help_text="file format when uploading"
     )
+
+
+class SubmissionSerializer(SubmissionFields):
+    """The JSON body."""
+
+    ligands = serializers.ListField(child=serializers.JSONField(allow_null=True))
+    options = serializers.DictField(required=False, default=dict)
+
+
+@extend_schema_field(OpenApiTypes.BINARY)
+class UploadField(serializers.FileField):
+    """A file part (spectacular writes a bare FileField as a URI: the field as it reads back)."""
+
+
+class SubmissionUploadSerializer(SubmissionFields):
+    """The multipart form: the ligands as a file, `options` as JSON text, every other
+    field as its JSON spelling in text (`true`, `3`)."""
+
+    options = JSONObjectTextField(required=False, allow_blank=True, help_text="a JSON object, as text")
+    ligands_file = UploadField(
+        allow_empty_file=True, help_text="the ligands: .csv/.tsv (header detected), .smi, or .sdf; format overrides"
+    )
+
+
+FORM_FIELDS = [name for name in SubmissionUploadSerializer._declared_fields if name != "ligands_file"]
 
 
 class LegacySubmissionSerializer(serializers.Serializer[Any]):
@@ -108,23 +180,41 @@ class LegacySubmissionSerializer(serializers.Serializer[Any]):
     configuration = serializers.DictField(required=False, default=dict)
 
 
+CANONICAL_ONLY = set(SubmissionSerializer._declared_fields) - set(LegacySubmissionSerializer._declared_fields)
+
+
 def _is_legacy(data: Any) -> bool:
     return hasattr(data, "get") and ("job_name" in data or "model_name" in data or "configuration" in data)
 
 
-def submission_from_request(request: Request) -> tuple[Submission, str]:
-    """The submission and its fingerprint (for Idempotency-Key comparison)."""
-    files = getattr(request, "FILES", {})
-    upload = files.get("ligands_file") or files.get("file")
-    if upload is not None:
-        return _from_upload(request, upload)
+def _refuse_mixed(data: dict[str, Any]) -> None:
+    """The predecessor's body on the canonical path, with a field of the canonical one: read
+    as the predecessor's, that field would be dropped unchecked (`priority` is a key of its
+    `configuration`), so the body is neither and is refused."""
+    canonical = sorted(set(data) & CANONICAL_ONLY)
+    if canonical:
+        raise InvalidInput(
+            f"A body with job_name, model_name or configuration is the predecessor's; "
+            f"it has no {', '.join(canonical)}.",
+            code="mixed_body",
+            details={"fields": canonical},
+        )
+
+
+def submission_from_request(request: Request, *, legacy: bool = False) -> tuple[Submission, str]:
+    """The submission and its fingerprint (for Idempotency-Key comparison). On the
+    predecessor's path (`legacy`) the body is always the predecessor's: read as the
+    canonical one, its `use_msa` and default model would be dropped without a word."""
+    if legacy:
+        return _from_legacy(request.data)
+    if isinstance(request.data, QueryDict):  # a form: JSON bodies parse to dicts and lists
+        return _from_upload(request)
     if _is_legacy(request.data):
+        _refuse_mixed(request.data)
         return _from_legacy(request.data)
     serializer = SubmissionSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
-    if "ligands" not in data:
-        raise InvalidInput("Give ligands as a JSON list or upload a ligands_file.", code="no_ligands")
     return _build(data, raw_from_json(data["ligands"])), request_fingerprint(request.data)
 
 
@@ -197,7 +287,9 @@ def legacy_policy(config: dict[str, Any], spec: ModelSpec) -> tuple[dict[str, An
     if "priority" in given:
         policy["priority"] = _legacy_priority(given["priority"])
     if "max_concurrent_jobs" in given:
-        policy["max_in_flight"] = _whole(given["max_concurrent_jobs"], "max_concurrent_jobs", minimum=1)
+        policy["max_in_flight"] = _whole(
+            given["max_concurrent_jobs"], "max_concurrent_jobs", minimum=1, maximum=MAX_IN_FLIGHT
+        )
     attempts = _legacy_attempts(given.get("retry_failed_jobs"), given.get("max_retry_attempts"), warnings)
     if attempts is not None:
         policy["max_attempts"] = attempts
@@ -248,9 +340,11 @@ def _legacy_timeout(value: Any, spec: ModelSpec, warnings: list[str]) -> int:
     return min(seconds, spec.timeout_seconds)
 
 
-def _whole(value: Any, key: str, *, minimum: int) -> int:
+def _whole(value: Any, key: str, *, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise _invalid(key, value, f"must be a whole number, at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise _invalid(key, value, f"must be a whole number, at most {maximum}")
     return value
 
 
@@ -262,30 +356,15 @@ def _invalid(key: str, value: Any, problem: str, **details: Any) -> InvalidInput
     )
 
 
-def _from_upload(request: Request, upload: Any) -> tuple[Submission, str]:
-    names = (
-        "name",
-        "model",
-        "protein_name",
-        "protein_sequence",
-        "options",
-        "priority",
-        "on_invalid",
-        "format",
-        "standardize",
-        "max_in_flight",
-        "max_attempts",
-        "timeout_seconds",
-    )
-    fields: dict[str, Any] = {key: request.data.get(key) for key in names if key in request.data}
-    if isinstance(fields.get("options"), str):
-        try:
-            fields["options"] = json.loads(fields["options"] or "{}")
-        except json.JSONDecodeError as exc:
-            raise InvalidInput("options must be a JSON object.", code="invalid_options") from exc
-    serializer = SubmissionSerializer(data=fields, context={"form": True})
+def _from_upload(request: Request) -> tuple[Submission, str]:
+    serializer = SubmissionUploadSerializer(data=request.data, context={"form": True})
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
+    upload = data["ligands_file"]
+    # The form as given (options parsed), for the Idempotency-Key comparison.
+    fields: dict[str, Any] = {key: request.data[key] for key in FORM_FIELDS if key in request.data}
+    if "options" in fields:
+        fields["options"] = data["options"]
     filename = upload.name or "upload"
     limit = get_model(data["model"]).limits.max_ligands
     # One record past the limit proves the file too large; reading on would cost

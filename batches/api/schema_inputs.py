@@ -2,6 +2,8 @@
 query and header parameters with their types and bounds, a request example).
 Enums come from `states.py`, metric names from the registry."""
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter
 
@@ -9,6 +11,7 @@ from batches import exports, states
 from batches.api.pagination import MAX_LIMIT, MAX_OFFSET
 from batches.api.schemas import STRUCTURE_TYPES, numeric_metrics, registry_metrics
 from batches.catalog import ALIASES, MODELS
+from batches.selectors import SEARCH_MAX_LENGTH
 
 # --- requests ----------------------------------------------------------------
 
@@ -43,13 +46,16 @@ PAGE = [
 ]
 
 
-def status_parameter(choices: list[str], description: str) -> OpenApiParameter:
+def status_parameter(choices: list[str], description: str, *, alone: str | None = None) -> OpenApiParameter:
+    """Comma-separated statuses, at least one (`status=` names none: 400), each once; `alone`,
+    a value that stands only by itself."""
+    items = {"type": "string", "enum": choices}
+    listed: dict[str, Any] = {"type": "array", "minItems": 1, "uniqueItems": True, "items": items}
+    if alone is not None:
+        only = {"type": "array", "minItems": 1, "maxItems": 1, "items": {"type": "string", "enum": [alone]}}
+        listed = {"oneOf": [listed, only]}
     return OpenApiParameter(
-        "status",
-        {"type": "array", "items": {"type": "string", "enum": choices}},
-        style="form",
-        explode=False,
-        description=f"{description} Comma-separated.",
+        "status", listed, style="form", explode=False, description=f"{description} Comma-separated, each once."
     )
 
 
@@ -68,9 +74,11 @@ def threshold_parameters() -> list[OpenApiParameter]:
     ]
 
 
-def _datetime_parameter(name: str, word: str) -> OpenApiParameter:
+def _instant_parameter(name: str, word: str) -> OpenApiParameter:
+    # What batches/api/params.py reads: RFC 3339, nothing looser.
+    either = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]}
     return OpenApiParameter(
-        name, OpenApiTypes.DATETIME, description=f"Batches created {word} this ISO 8601 date-time (or date)."
+        name, either, description=f"Batches created {word} this RFC 3339 date-time, or date (its midnight UTC)."
     )
 
 
@@ -79,11 +87,11 @@ BATCH_LIST_PARAMETERS = [
     OpenApiParameter("model", str, enum=sorted({*MODELS, *ALIASES}), description="Batches of this model."),
     OpenApiParameter(
         "search",
-        {"type": "string", "pattern": "^[^\\x00-\\x1f\\x7f]*$"},
+        {"type": "string", "maxLength": SEARCH_MAX_LENGTH, "pattern": "^[^\\x00-\\x1f\\x7f]*$"},
         description="Text in the batch name (case-insensitive); no control characters.",
     ),
-    _datetime_parameter("created_after", "at or after"),
-    _datetime_parameter("created_before", "before"),
+    _instant_parameter("created_after", "at or after"),
+    _instant_parameter("created_before", "before"),
     *PAGE,
 ]
 RESULTS_PARAMETERS = [
@@ -93,7 +101,9 @@ RESULTS_PARAMETERS = [
     ),
     OpenApiParameter("order", str, enum=["asc", "desc"], description="Override the metric's direction."),
     status_parameter(
-        [*states.JobStatus.values, "all"], "Job statuses to keep (default `succeeded`); `all` alone keeps every one."
+        list(states.JobStatus.values),
+        "Job statuses to keep (default `succeeded`); `all` alone keeps every one.",
+        alone="all",
     ),
     *threshold_parameters(),
     *PAGE,

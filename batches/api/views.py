@@ -1,15 +1,12 @@
 """v3 batch endpoints. Views parse, call one service or selector, and render."""
 
-import math
-from datetime import UTC, datetime, time
 from typing import Any
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, StreamingHttpResponse
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,8 +14,14 @@ from rest_framework.views import APIView
 from batches import exports
 from batches.api import representations as rep
 from batches.api import schema_inputs, schemas
-from batches.api.inputs import LegacySubmissionSerializer, SubmissionSerializer, submission_from_request
+from batches.api.inputs import (
+    LegacySubmissionSerializer,
+    SubmissionSerializer,
+    SubmissionUploadSerializer,
+    submission_from_request,
+)
 from batches.api.pagination import Pagination
+from batches.api.params import instant, thresholds
 from batches.catalog import MODELS
 from batches.selectors import batch_get, batch_list, job_get, job_list, results_list
 from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed
@@ -26,10 +29,15 @@ from batches.services.submission import batch_create, batch_validate
 from omtx_hub.errors import InvalidInput, NotFound
 from omtx_hub.requests import request_user
 
-THRESHOLD_OPS = {"min_": "gte", "max_": "lte"}
+# A submission is JSON, or a multipart form with the ligands as a file. Not an urlencoded
+# form: it cannot carry the file, and the JSON body carries everything else.
+SUBMISSION_PARSERS = [JSONParser, MultiPartParser]
+SUBMISSION_BODIES = {"application/json": SubmissionSerializer, "multipart/form-data": SubmissionUploadSerializer}
 
 
 class BatchCollection(APIView):
+    parser_classes = SUBMISSION_PARSERS
+
     @extend_schema(
         operation_id="batches_list",
         parameters=schema_inputs.BATCH_LIST_PARAMETERS,
@@ -42,8 +50,8 @@ class BatchCollection(APIView):
             status=params.get("status"),
             model=params.get("model"),
             search=params.get("search"),
-            created_after=_datetime(params.get("created_after"), "created_after"),
-            created_before=_datetime(params.get("created_before"), "created_before"),
+            created_after=instant(params, "created_after"),
+            created_before=instant(params, "created_before"),
         )
         paginator = Pagination()
         page = paginator.paginate_queryset(batches, request, view=self) or []
@@ -51,7 +59,7 @@ class BatchCollection(APIView):
 
     @extend_schema(
         operation_id="batches_create",
-        request=SubmissionSerializer,
+        request=SUBMISSION_BODIES,
         examples=[schema_inputs.SUBMISSION_EXAMPLE],
         parameters=[schema_inputs.IDEMPOTENCY_KEY, schema_inputs.LOCATION],
         responses={
@@ -67,7 +75,7 @@ class BatchCollection(APIView):
 def create_batch(request: Request, *, legacy: bool = False) -> Response:
     """Shared by the canonical create (201, or 200 for an Idempotency-Key
     replay) and the predecessor's /submit path (always 200, its own body)."""
-    submission, fingerprint = submission_from_request(request)
+    submission, fingerprint = submission_from_request(request, legacy=legacy)
     key = request.headers.get("Idempotency-Key") or None
     if key is not None and len(key) > 200:
         raise InvalidInput("Idempotency-Key is longer than 200 characters.", code="invalid_idempotency_key")
@@ -83,7 +91,10 @@ def create_batch(request: Request, *, legacy: bool = False) -> Response:
 
 
 class LegacySubmit(APIView):
-    """POST /api/v3/batches/submit: the predecessor's path, body and answer; same service."""
+    """POST /api/v3/batches/submit: the predecessor's path, body and answer; same service.
+    Its clients sent JSON, and its body has no field a form could carry a file in."""
+
+    parser_classes = [JSONParser]
 
     @extend_schema(
         operation_id="batches_submit_legacy",
@@ -99,9 +110,11 @@ class LegacySubmit(APIView):
 
 
 class BatchValidate(APIView):
+    parser_classes = SUBMISSION_PARSERS
+
     @extend_schema(
         operation_id="batches_validate",
-        request=SubmissionSerializer,
+        request=SUBMISSION_BODIES,
         examples=[schema_inputs.SUBMISSION_EXAMPLE],
         responses={200: schemas.ValidationReportSerializer, **schemas.errors(413)},
     )
@@ -178,7 +191,7 @@ class BatchResults(APIView):
             sort=params.get("sort"),
             order=params.get("order"),
             status=params.get("status", "succeeded"),
-            thresholds=_thresholds(params),
+            thresholds=thresholds(params),
         )
         paginator = Pagination()
         page = paginator.paginate_queryset(jobs, request, view=self) or []
@@ -296,45 +309,3 @@ def _model_info(name: str) -> dict[str, Any]:
         "limits": vars(spec.limits),
         "metrics": rep.metric_fields(spec.name),
     }
-
-
-def _thresholds(params: Any) -> list[tuple[str, str, float]]:
-    thresholds = []
-    for key, value in params.items():
-        for prefix, op in THRESHOLD_OPS.items():
-            if key.startswith(prefix):
-                thresholds.append((key.removeprefix(prefix), op, _finite(value, key)))
-    return thresholds
-
-
-def _finite(value: str, name: str) -> float:
-    # NaN compares differently on PostgreSQL (above every number) and SQLite (NULL): refused.
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number):
-        raise InvalidInput(f"{name} must be a finite number.", code="invalid_threshold", details={"parameter": name})
-    return number
-
-
-def _datetime(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return _utc(value)
-    except (ValueError, OverflowError):
-        message = f"{name} must be an ISO date or datetime."
-        raise InvalidInput(message, code="invalid_date", details={"parameter": name}) from None
-
-
-def _utc(value: str) -> datetime:
-    """ValueError for a malformed or impossible date (2024-02-30); OverflowError when the offset
-    pushes it past year 1 or 9999, caught here rather than in the database driver (a 500)."""
-    parsed = parse_datetime(value)
-    if parsed is None:
-        day = parse_date(value)
-        if day is None:
-            raise ValueError(value)
-        parsed = datetime.combine(day, time.min)
-    return (parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)).astimezone(UTC)

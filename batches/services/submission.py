@@ -9,7 +9,7 @@ import rdkit
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
-from batches.catalog import get_model
+from batches.catalog import MODELS, get_model
 from batches.engine.availability import check_executor
 from batches.models import Batch, Job, Target
 from batches.queue import submission_position, work_estimate
@@ -79,8 +79,11 @@ def batch_prepare(*, submission: Submission) -> Prepared:
 
 MIN_TIMEOUT_SECONDS = 10
 MAX_ATTEMPTS = 10
-# No batch holds more jobs than a batch holds ligands; the column is a 32-bit integer.
-MAX_IN_FLIGHT = 100_000
+# The most jobs any model's batch holds: a higher cap caps nothing (and would not fit
+# the column, a 500 instead of a 400).
+MAX_IN_FLIGHT = max(spec.limits.max_ligands for spec in MODELS.values())
+# The longest any model allows; each model's own bound is checked against its spec.
+MAX_TIMEOUT_SECONDS = max(spec.timeout_seconds for spec in MODELS.values())
 
 
 def _check_policy(submission: Submission, spec: ModelSpec) -> None:

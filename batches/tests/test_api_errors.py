@@ -268,9 +268,9 @@ def test_limit_and_offset_within_bounds_page(
         "yesterday",
         "2024-02-30",  # well formed, impossible: parse_date raises
         "2024-13-45",
-        "2024-01-01T25:00:00",
-        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
-        "9999-12-31T23:59:59-23:59",  # after year 9999 in UTC
+        "2024-01-01T25:00:00Z",
+        "2024-01-01T12:00:00",  # no offset: RFC 3339 requires one
+        "20240101",  # ISO 8601's basic format, not RFC 3339
     ],
 )
 @pytest.mark.parametrize("parameter", ["created_after", "created_before"])
@@ -279,7 +279,16 @@ def test_impossible_dates_are_400(lenient: APIClient, batch: Batch, parameter: s
     assert error["details"] == {"parameter": parameter}
 
 
-@pytest.mark.parametrize("value,count", [("2000-01-01", 1), ("2000-01-01T00:00:00+05:00", 1), ("9999-12-31", 0)])
+@pytest.mark.parametrize(
+    "value,count",
+    [
+        ("2000-01-01", 1),
+        ("2000-01-01T00:00:00+05:00", 1),
+        ("9999-12-31", 0),
+        ("0001-01-01T00:00:00+01:00", 1),  # before year 1 in UTC: the earliest instant
+        ("9999-12-31T23:59:59-23:59", 0),  # after year 9999 in UTC: the latest
+    ],
+)
 def test_possible_dates_filter(owner_client: APIClient, batch: Batch, value: str, count: int) -> None:
     assert owner_client.get(BATCHES, {"created_after": value}).json()["count"] == count
 

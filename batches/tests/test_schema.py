@@ -136,11 +136,15 @@ def test_query_parameters_are_typed_and_bounded(schema: dict[str, Any]) -> None:
         assert params["status"]["explode"] is False
     listing = parameters(by_id(schema, "batches_list"))
     assert listing["status"]["schema"]["items"]["enum"] == BatchStatus.values
-    assert listing["created_after"]["schema"]["format"] == "date-time"
-    assert listing["created_before"]["schema"]["format"] == "date-time"
+    assert listing["status"]["schema"]["minItems"] == 1 and listing["status"]["schema"]["uniqueItems"]
+    for name in ("created_after", "created_before"):
+        formats = [branch["format"] for branch in listing[name]["schema"]["anyOf"]]
+        assert formats == ["date-time", "date"], name
     assert parameters(by_id(schema, "jobs_list"))["status"]["schema"]["items"]["enum"] == JobStatus.values
     results = parameters(by_id(schema, "batches_results"))
-    assert results["status"]["schema"]["items"]["enum"] == [*JobStatus.values, "all"]
+    listed, alone = results["status"]["schema"]["oneOf"]
+    assert listed["items"]["enum"] == JobStatus.values
+    assert alone["items"]["enum"] == ["all"] and alone["maxItems"] == 1
     assert set(results["sort"]["schema"]["enum"]) == NUMERIC
     assert results["order"]["schema"]["enum"] == ["asc", "desc"]
     assert parameters(by_id(schema, "batches_export"))["format"]["schema"]["enum"] == list(exports.FORMATS)

@@ -1,0 +1,32 @@
+"""gunicorn's settings for every way the hub is served: the Procfile, the image and `make fuzz`
+start it with `--config python:omtx_hub.gunicorn_conf`.
+
+gunicorn answers a request it cannot read itself, before Django sees it: a request line past
+`limit_request_line` (4094 bytes, which a query string of junk parameters passes), header
+fields past their limits, a malformed line. Its page is HTML; the API answers every error in
+its one JSON envelope (docs/api.md, "Errors"), so gunicorn's page is the envelope too. gunicorn
+has no setting for that page: `gunicorn.util.write_error` is the one function that writes it,
+looked up on the module at each call, so replacing it here reaches every worker class.
+"""
+
+import json
+import re
+import socket
+from http import HTTPStatus
+
+from gunicorn import util
+
+
+def write_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's `util.write_error`, answering with the envelope (omtx_hub/api_errors.py)."""
+    code = re.sub(r"\W+", "_", HTTPStatus(status_int).phrase.lower())
+    error = {"code": code, "message": f"{reason}: {mesg}", "details": None}
+    body = json.dumps({"error": error}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+util.write_error = write_error
