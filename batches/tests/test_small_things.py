@@ -44,18 +44,21 @@ def test_conformer_energy_is_not_offered_as_a_ranking_metric_without_a_warning()
     assert energy.direction == "none" or "not comparable" in energy.description
 
 
-@pytest.mark.django_db
-@pytest.mark.parametrize(("field", "value"), [("name", 5), ("protein_name", True), ("format", 0), ("format", "pdf")])
-def test_a_number_is_not_text(owner_client: APIClient, field: str, value: object) -> None:
-    body = {"protein_sequence": CDK2, "ligands": ["CCO"], field: value}
-    response = owner_client.post("/api/v3/batches/validate", body, format="json")
-    assert response.status_code == 400
-    assert field in response.json()["error"]["details"]
+WRONG_JSON_TYPES = [
+    ("name", 5),
+    ("protein_name", True),
+    ("format", 0),
+    ("format", "pdf"),
+    ("standardize", 0),
+    ("standardize", "true"),
+    ("priority", "5"),
+]
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("field", "value"), [("standardize", 0), ("standardize", "true"), ("priority", "5")])
+@pytest.mark.parametrize(("field", "value"), WRONG_JSON_TYPES)
 def test_json_types_are_json_types(owner_client: APIClient, field: str, value: object) -> None:
+    """A number is not text, text is not a boolean or a number: JSON says which it is."""
     body = {"protein_sequence": CDK2, "ligands": ["CCO"], field: value}
     response = owner_client.post("/api/v3/batches/validate", body, format="json")
     assert response.status_code == 400
