@@ -79,7 +79,17 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    # Connections persist across requests (opening one cost 41 % of a status poll's time,
+    # docs/performance.md) and are checked before reuse, so a restarted database costs one
+    # failed check, not a failed request. Behind PgBouncer in transaction mode, set
+    # DB_CONN_MAX_AGE=0 and let the pooler keep the connections (docs/configuration.md).
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL,
+            conn_max_age=env_int("DB_CONN_MAX_AGE", 600, minimum=0),
+            conn_health_checks=True,
+        )
+    }
 else:
     DATABASES = {
         "default": {

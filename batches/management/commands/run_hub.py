@@ -11,7 +11,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 class Command(BaseCommand):
-    help = "`make run`: migrate, seed the demo, then serve the web app and a dispatcher until Ctrl-C."
+    help = (
+        "`make run`: migrate, seed the demo, then serve the web app, a dispatcher and a background worker until Ctrl-C."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
@@ -24,7 +26,9 @@ class Command(BaseCommand):
         try:
             call_command("migrate", interactive=False, verbosity=1)
             call_command("seed_demo", base_url=f"http://{host}:{port}")
-            self.stdout.write(f"Hub at http://{host}:{port}/  (Ctrl-C stops the web server and the dispatcher)")
+            self.stdout.write(
+                f"Hub at http://{host}:{port}/  (Ctrl-C stops the web server, the dispatcher and the background worker)"
+            )
             self._serve(host, port)
         except KeyboardInterrupt:
             # Ctrl-C is how a user stops the hub, at any step: not an error to report.
@@ -37,6 +41,7 @@ class Command(BaseCommand):
         # stops both children in order instead of each printing a traceback.
         children = {
             "the dispatcher": subprocess.Popen([*manage, "dispatch"], start_new_session=True),
+            "the background worker": subprocess.Popen([*manage, "background"], start_new_session=True),
             "the web server": subprocess.Popen(
                 [*manage, "runserver", f"{host}:{port}", "--noreload"], start_new_session=True
             ),

@@ -1,0 +1,38 @@
+"""The background worker's loop: every step in turn, pausing only when none had work."""
+
+import logging
+import threading
+from collections.abc import Callable
+
+from batches.engine.outcomes import drop_broken_connection
+
+log = logging.getLogger(__name__)
+
+Step = Callable[[], bool]
+
+
+def steps() -> list[Step]:
+    """The kinds of background work, in the order one pass runs them."""
+    return []
+
+
+def run_once() -> bool:
+    """One pass of every step; whether any of them did work."""
+    worked = False
+    for step in steps():
+        worked = step() or worked
+    return worked
+
+
+def serve(*, stop: threading.Event, interval: float) -> None:
+    """Run passes until `stop` is set. A failing pass is logged and the next one runs after
+    a pause: a step's work is in the database, so nothing is lost with the exception."""
+    while not stop.is_set():
+        try:
+            worked = run_once()
+        except Exception:
+            log.exception("background pass failed; next pass in %.1f s", interval)
+            drop_broken_connection()
+            worked = False
+        if not worked:
+            stop.wait(interval)
