@@ -55,6 +55,27 @@ def _isolated_media(settings: Any, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
+@pytest.fixture(autouse=True)
+def _inline_validation_pool(settings: Any) -> None:
+    # Background validation checks chunks in this process: a spawned pool costs seconds per
+    # test. batches/tests/test_intake.py runs the real pool once.
+    settings.OMTX_VALIDATION_WORKERS = 0
+
+
+@pytest.fixture
+def validate_in_background(db: None) -> Callable[[], int]:
+    """Run the background worker's validation step until no chunk is left; how many passes."""
+    from batches.background import intake
+
+    def run() -> int:
+        passes = 0
+        while intake.step():
+            passes += 1
+        return passes
+
+    return run
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -102,6 +102,48 @@ class Batch(models.Model):
         return self.n_succeeded + self.n_failed + self.n_cancelled
 
 
+class IntakeChunk(models.Model):
+    """A slice of a submission's ligands waiting to be validated in the background
+    (batches/services/intake.py). Stored by the request that answered 202, validated by
+    a background worker under a lease, deleted when the batch's jobs are created."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="intake_chunks")
+    number = models.PositiveIntegerField()
+    # Index in the submission of the chunk's first ligand.
+    first_index = models.PositiveIntegerField()
+    size = models.PositiveIntegerField()
+    # The raw ligands, [name, smiles, molblock, error] each: what the request read, unvalidated.
+    items = models.JSONField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    # Claims so far: a chunk that keeps killing its worker is validated one ligand at a time.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Stamped by each claim; the worker's store is conditioned on it, so a worker whose
+    # lease ran out (and whose chunk another took) writes nothing.
+    claim_token = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The validated ligands, in order: accepted and rejected (intake.py's wire format).
+    results = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "number"]
+        indexes = [
+            # intake_claim: pending chunks in submission order. Partial, so it holds only
+            # the chunks still to validate.
+            models.Index(fields=["id"], condition=Q(status="pending"), name="intake_pending"),
+        ]
+        constraints = [
+            # The unique index also serves intake_finalize's "this batch's chunks in order".
+            models.UniqueConstraint(fields=["batch", "number"], name="intake_batch_number_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"chunk {self.number} of {self.batch_id} [{self.status}]"
+
+
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="jobs")

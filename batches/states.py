@@ -35,12 +35,17 @@ JOB_TRANSITIONS: dict[str, set[str]] = {
 
 
 class BatchStatus(models.TextChoices):
+    # Accepted (202) and being validated in the background; no jobs yet.
+    VALIDATING = "validating"
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
     COMPLETED_WITH_FAILURES = "completed_with_failures"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # Validated in the background and refused as a whole (no valid ligand, or
+    # on_invalid=reject with some invalid): the report says why; nothing ran.
+    REJECTED = "rejected"
 
 
 BATCH_ACTIVE = (BatchStatus.QUEUED, BatchStatus.RUNNING)
@@ -49,6 +54,7 @@ BATCH_TERMINAL = (
     BatchStatus.COMPLETED_WITH_FAILURES,
     BatchStatus.FAILED,
     BatchStatus.CANCELLED,
+    BatchStatus.REJECTED,
 )
 
 

@@ -4,6 +4,7 @@ With no variables set the hub runs embedded: SQLite, local-memory cache,
 local CPU executor. DATABASE_URL and REDIS_URL switch to PostgreSQL and Redis.
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -203,6 +204,12 @@ SPECTACULAR_SETTINGS = {
         "ValueKindEnum": "batches.api.schemas.VALUE_KINDS",
     },
 }
+
+# Submission. A batch of more ligands than this answers 202 and is validated by the
+# background worker (`manage.py background`) in a pool of this many processes (0: in the
+# worker process itself).
+OMTX_INLINE_VALIDATION_LIGANDS = env_int("OMTX_INLINE_VALIDATION_LIGANDS", 500, minimum=0)
+OMTX_VALIDATION_WORKERS = env_int("OMTX_VALIDATION_WORKERS", os.cpu_count() or 1, minimum=0)
 
 # Execution engine (DESIGN §5).
 OMTX_EXECUTOR_WORKERS = env_int("OMTX_EXECUTOR_WORKERS", 2, minimum=0)

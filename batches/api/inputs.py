@@ -23,7 +23,7 @@ from batches.services.submission import (
     Submission,
     request_fingerprint,
 )
-from batches.validation.files import FORMATS, detect_format, iter_ligand_file, sdf_records_exceed
+from batches.validation.files import FORMATS, detect_format, iter_ligand_records, sdf_records_exceed
 from batches.validation.ligands import raw_from_json
 from omtx_hub.errors import InvalidInput, TooLarge
 
@@ -275,7 +275,7 @@ def _from_upload(request: Request) -> tuple[Submission, str]:
     fmt = detect_format(filename, data.get("format") or None)
     over = fmt == "sdf" and sdf_records_exceed(upload, limit)
     upload.seek(0)
-    ligands: list[Any] = [] if over else list(itertools.islice(iter_ligand_file(upload, filename, fmt), limit + 1))
+    ligands: list[Any] = [] if over else list(itertools.islice(iter_ligand_records(upload, filename, fmt), limit + 1))
     if over or len(ligands) > limit:
         raise TooLarge(
             f"{filename} holds more than {limit} ligands; a batch holds at most {limit}.",

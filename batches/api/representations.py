@@ -9,7 +9,8 @@ from batches.catalog import get_model
 from batches.models import Batch, Job
 from batches.queue import batch_outlook, work_estimate
 from batches.selectors import batch_progress
-from batches.states import BATCH_TERMINAL
+from batches.services.intake import intake_progress
+from batches.states import BATCH_TERMINAL, BatchStatus
 
 
 def _url(name: str, request: Request, **kwargs: Any) -> str:
@@ -52,6 +53,7 @@ def batch_status(batch: Batch) -> dict[str, Any]:
         "status": batch.status,
         "is_terminal": batch.status in BATCH_TERMINAL,
         "version": batch.version,
+        "intake": intake_progress(batch) if batch.status == BatchStatus.VALIDATING else None,
         "progress": (progress := batch_progress(batch)),
         "outlook": batch_outlook(batch, progress),
         "created_at": batch.created_at,
@@ -87,6 +89,7 @@ def batch_detail(batch: Batch, request: Request) -> dict[str, Any]:
             "standardization": report.get("standardization"),
             "warnings": report.get("warnings", []),
             "rejected_ligands": report.get("rejected_ligands", []),
+            "error": report.get("error"),
         },
         "manifest": batch.manifest,
         "links": batch_links(batch, request),

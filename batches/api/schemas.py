@@ -125,12 +125,20 @@ class BatchBriefSerializer(serializers.Serializer[Any]):
     finished_at = serializers.DateTimeField(allow_null=True, help_text="When the batch reached a terminal status.")
 
 
+class IntakeSerializer(serializers.Serializer[Any]):
+    submitted = serializers.IntegerField(min_value=0, help_text="Ligands submitted.")
+    validated = serializers.IntegerField(min_value=0, help_text="Ligands validated so far.")
+
+
 class BatchStatusSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField(help_text="The batch id.")
     batch_id = serializers.UUIDField(help_text="The batch id again, for the predecessor's clients.")
     status = serializers.ChoiceField(choices=states.BatchStatus.choices, help_text="Batch status.")
     is_terminal = serializers.BooleanField(help_text="Whether the status is final.")
     version = serializers.IntegerField(min_value=1, help_text="Bumped on every change of the batch.")
+    intake = IntakeSerializer(
+        allow_null=True, help_text="Background validation's progress while the batch is `validating`; else null."
+    )
     progress = ProgressSerializer(help_text="Job counts, throughput and ETA.")
     outlook = OutlookSerializer(help_text="Remaining cost, queue position and ETA.")
     created_at = serializers.DateTimeField(help_text="Submission time.")
@@ -187,9 +195,17 @@ class ValidationSummarySerializer(serializers.Serializer[Any]):
     rejected_ligands = RejectedLigandSerializer(many=True, help_text="Each refused ligand, in input order.")
 
 
+class RefusalSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField(help_text="`no_valid_ligands` or `invalid_ligands`.")
+    message = serializers.CharField(help_text="Why the batch was refused.")
+
+
 class StoredValidationSerializer(ValidationSummarySerializer):
     warnings = serializers.ListField(
         child=serializers.CharField(), help_text="Options accepted but not applied as given."
+    )
+    error = RefusalSerializer(
+        allow_null=True, help_text="Why a batch validated in the background was `rejected` as a whole; else null."
     )
 
 

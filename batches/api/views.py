@@ -26,6 +26,7 @@ from batches.catalog import MODELS
 from batches.selectors import batch_get, batch_list, job_get, job_list, results_list
 from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed
 from batches.services.submission import batch_create, batch_validate
+from batches.states import BatchStatus as BatchState
 from omtx_hub.errors import InvalidInput, NotFound
 from omtx_hub.requests import request_user
 
@@ -63,7 +64,14 @@ class BatchCollection(APIView):
         examples=[schema_inputs.SUBMISSION_EXAMPLE],
         parameters=[schema_inputs.IDEMPOTENCY_KEY, schema_inputs.LOCATION],
         responses={
-            201: OpenApiResponse(schemas.BatchDetailSerializer, description="Created."),
+            201: OpenApiResponse(schemas.BatchDetailSerializer, description="Created: validated and queued."),
+            202: OpenApiResponse(
+                schemas.BatchDetailSerializer,
+                description=(
+                    "Accepted: more ligands than OMTX_INLINE_VALIDATION_LIGANDS; stored as `validating` and "
+                    "validated in the background, then `queued` or `rejected` (poll the status URL)."
+                ),
+            ),
             200: OpenApiResponse(schemas.BatchDetailSerializer, description="Idempotent replay: the first batch."),
             **schemas.errors(409, 413, 503),
         },
@@ -85,7 +93,9 @@ def create_batch(request: Request, *, legacy: bool = False) -> Response:
     if legacy:
         body = rep.legacy_submitted(batch, request, created=created)
         return Response(body, status=status.HTTP_200_OK, headers={"Location": body["url"]})
-    code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    # A large batch is accepted and validated in the background: 202 until it is queued.
+    accepted = batch.status == BatchState.VALIDATING
+    code = status.HTTP_200_OK if not created else status.HTTP_202_ACCEPTED if accepted else status.HTTP_201_CREATED
     body = rep.batch_detail(batch, request)
     return Response(body, status=code, headers={"Location": body["url"]})
 

@@ -4,6 +4,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from batches.background import intake
 from batches.engine.outcomes import drop_broken_connection
 
 log = logging.getLogger(__name__)
@@ -13,7 +14,7 @@ Step = Callable[[], bool]
 
 def steps() -> list[Step]:
     """The kinds of background work, in the order one pass runs them."""
-    return []
+    return [intake.step]
 
 
 def run_once() -> bool:
@@ -27,12 +28,15 @@ def run_once() -> bool:
 def serve(*, stop: threading.Event, interval: float) -> None:
     """Run passes until `stop` is set. A failing pass is logged and the next one runs after
     a pause: a step's work is in the database, so nothing is lost with the exception."""
-    while not stop.is_set():
-        try:
-            worked = run_once()
-        except Exception:
-            log.exception("background pass failed; next pass in %.1f s", interval)
-            drop_broken_connection()
-            worked = False
-        if not worked:
-            stop.wait(interval)
+    try:
+        while not stop.is_set():
+            try:
+                worked = run_once()
+            except Exception:
+                log.exception("background pass failed; next pass in %.1f s", interval)
+                drop_broken_connection()
+                worked = False
+            if not worked:
+                stop.wait(interval)
+    finally:
+        intake.shutdown()

@@ -6,14 +6,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import rdkit
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from batches.catalog import MODELS, get_model
 from batches.engine.availability import check_executor
-from batches.models import Batch, Job, Target
+from batches.models import Batch, IntakeChunk, Job, Target
 from batches.queue import submission_position, work_estimate
 from batches.registry import ModelSpec
+from batches.states import BatchStatus
+from batches.validation.chunks import encode_raw
 from batches.validation.files import RawLigand
 from batches.validation.ligands import LigandReport, validate_ligands
 from batches.validation.protein import Protein, parse_protein
@@ -21,6 +24,9 @@ from batches.validation.smiles import LigandRejected
 from omtx_hub.errors import Conflict, InvalidInput, TooLarge
 
 ON_INVALID = ("skip", "reject")
+# Ligands per IntakeChunk: about a second of a pool process's work, so a crash redoes little
+# and 100,000 ligands spread over every core.
+INTAKE_CHUNK = 1000
 HUB_VERSION = "0.1.0"
 
 
@@ -48,15 +54,34 @@ class Submission:
 
 
 @dataclass(frozen=True)
-class Prepared:
+class Checked:
+    """What is checked of a submission as a whole, before any ligand."""
+
     spec: ModelSpec
     params: dict[str, Any]
     protein: Protein
+
+
+@dataclass(frozen=True)
+class Prepared(Checked):
     report: LigandReport
 
 
 def batch_prepare(*, submission: Submission) -> Prepared:
     """Validate a submission without storing anything; raise on what blocks it."""
+    checked = batch_check(submission=submission)
+    report = validate_ligands(
+        submission.ligands,
+        checked.spec.limits,
+        standardize=submission.standardize,
+        allow_duplicates=submission.allow_duplicates,
+    )
+    return Prepared(spec=checked.spec, params=checked.params, protein=checked.protein, report=report)
+
+
+def batch_check(*, submission: Submission) -> Checked:
+    """The whole-batch checks (model, options, policy, count, protein): cheap, so the
+    request that stores a large batch for background validation still answers them."""
     spec = get_model(submission.model)
     params = spec.clean_params(submission.options)
     if submission.on_invalid not in ON_INVALID:
@@ -68,13 +93,7 @@ def batch_prepare(*, submission: Submission) -> Prepared:
         raise InvalidInput("No ligands given.", code="no_ligands")
     _check_policy(submission, spec)
     protein = parse_protein(submission.protein_sequence, spec.limits)
-    report = validate_ligands(
-        submission.ligands,
-        spec.limits,
-        standardize=submission.standardize,
-        allow_duplicates=submission.allow_duplicates,
-    )
-    return Prepared(spec=spec, params=params, protein=protein, report=report)
+    return Checked(spec=spec, params=params, protein=protein)
 
 
 MIN_TIMEOUT_SECONDS = 10
@@ -110,8 +129,9 @@ def _check_policy(submission: Submission, spec: ModelSpec) -> None:
         )
 
 
-def _reject_if_needed(prepared: Prepared, on_invalid: str) -> None:
-    report = prepared.report
+def reject_if_needed(report: LigandReport, on_invalid: str) -> None:
+    """Raise when the batch as a whole is refused: no valid ligand, or any invalid one
+    under on_invalid=reject."""
     if not report.accepted:
         raise InvalidInput("No valid ligands in the batch.", code="no_valid_ligands", details=report.summary())
     if report.rejected and on_invalid == "reject":
@@ -172,17 +192,28 @@ def batch_create(
         existing = _idempotent_match(owner, idempotency_key, request_sha256)
         if existing is not None:
             return existing, False
-    prepared = batch_prepare(submission=submission)
-    _reject_if_needed(prepared, submission.on_invalid)
-    check_executor(prepared.spec)
     try:
-        return _store(owner, submission, prepared, idempotency_key, request_sha256), True
+        return _create(owner, submission, idempotency_key, request_sha256), True
     except IntegrityError:
         # Two requests with one key raced; the loser returns the winner's batch.
         existing = _idempotent_match(owner, idempotency_key or "", request_sha256)
         if existing is None:
             raise
         return existing, False
+
+
+def _create(owner: User, submission: Submission, key: str | None, request_sha256: str) -> Batch:
+    """Validated here and queued (small batches), or stored as `validating` for the
+    background worker (batches/services/intake.py) when validating would keep the request
+    waiting: the whole-batch checks are answered here either way."""
+    if len(submission.ligands) <= settings.OMTX_INLINE_VALIDATION_LIGANDS:
+        prepared = batch_prepare(submission=submission)
+        reject_if_needed(prepared.report, submission.on_invalid)
+        check_executor(prepared.spec)
+        return _store(owner, submission, prepared, key, request_sha256)
+    checked = batch_check(submission=submission)
+    check_executor(checked.spec)
+    return _store_for_validation(owner, submission, checked, key, request_sha256)
 
 
 def _idempotent_match(owner: User, key: str, request_sha256: str) -> Batch | None:
@@ -196,7 +227,7 @@ def _idempotent_match(owner: User, key: str, request_sha256: str) -> Batch | Non
     return existing
 
 
-def _manifest(prepared: Prepared, target: Target, submission: Submission) -> dict[str, Any]:
+def _manifest(prepared: Checked, target: Target, submission: Submission) -> dict[str, Any]:
     spec = prepared.spec
     return {
         "model": spec.name,
@@ -247,52 +278,97 @@ def _sha256(text: str) -> str:
 
 
 def _store(owner: User, submission: Submission, prepared: Prepared, key: str | None, request_sha256: str) -> Batch:
-    accepted = prepared.report.accepted
-    sequence = prepared.protein.sequence
+    report = prepared.report
     with transaction.atomic():
-        target, _ = Target.objects.get_or_create(
-            sequence_sha256=_sha256(sequence),
-            defaults={"sequence": sequence, "length": len(sequence)},
-        )
         batch = Batch.objects.create(
-            owner=owner,
-            name=submission.name.strip()[:200] or "Untitled batch",
-            model=prepared.spec.name,
-            model_version=prepared.spec.version,
-            target=target,
-            target_name=_target_name(owner, submission, prepared.protein),
-            options=prepared.params,
-            priority=submission.priority,
-            standardize=submission.standardize,
-            max_in_flight=submission.max_in_flight,
-            max_attempts=submission.max_attempts,
-            timeout_seconds=submission.timeout_seconds,
-            ligands_submitted=prepared.report.submitted,
-            ligands_rejected=len(prepared.report.rejected),
-            n_total=len(accepted),
-            n_queued=len(accepted),
-            idempotency_key=key or None,
-            request_sha256=request_sha256,
-            validation_report={**prepared.report.summary(), "warnings": submission.warnings},
-            manifest=_manifest(prepared, target, submission),
+            **_batch_fields(owner, submission, prepared, key, request_sha256),
+            ligands_submitted=report.submitted,
+            validation_report={**report.summary(), "warnings": submission.warnings},
         )
-        manifest = batch.manifest
-        Job.objects.bulk_create(
-            (
-                Job(
-                    batch=batch,
-                    owner=owner,
-                    priority=submission.priority,
-                    index=ok.index,
-                    name=ok.name,
-                    input_smiles=ok.smiles,
-                    canonical_smiles=ok.canonical_smiles,
-                    inchikey=ok.inchikey,
-                    standardization=ok.standardization,
-                    reuse_key=reuse_key(manifest=manifest, canonical_smiles=ok.canonical_smiles),
-                )
-                for ok in accepted
-            ),
-            batch_size=2000,
+        create_jobs(batch, report)
+    return batch
+
+
+def _store_for_validation(
+    owner: User, submission: Submission, checked: Checked, key: str | None, request_sha256: str
+) -> Batch:
+    """The batch in `validating` with its raw ligands in chunks, for the background worker;
+    what the report needs later (on_invalid, duplicates policy, warnings) rides along."""
+    ligands = submission.ligands
+    with transaction.atomic():
+        batch = Batch.objects.create(
+            **_batch_fields(owner, submission, checked, key, request_sha256),
+            status=BatchStatus.VALIDATING,
+            ligands_submitted=len(ligands),
+            validation_report={
+                "on_invalid": submission.on_invalid,
+                "allow_duplicates": submission.allow_duplicates,
+                "warnings": submission.warnings,
+            },
+        )
+        IntakeChunk.objects.bulk_create(
+            IntakeChunk(
+                batch=batch,
+                number=number,
+                first_index=start,
+                size=len(ligands[start : start + INTAKE_CHUNK]),
+                items=[encode_raw(ligand) for ligand in ligands[start : start + INTAKE_CHUNK]],
+            )
+            for number, start in enumerate(range(0, len(ligands), INTAKE_CHUNK))
         )
     return batch
+
+
+def _batch_fields(
+    owner: User, submission: Submission, checked: Checked, key: str | None, request_sha256: str
+) -> dict[str, Any]:
+    sequence = checked.protein.sequence
+    target, _ = Target.objects.get_or_create(
+        sequence_sha256=_sha256(sequence),
+        defaults={"sequence": sequence, "length": len(sequence)},
+    )
+    return {
+        "owner": owner,
+        "name": submission.name.strip()[:200] or "Untitled batch",
+        "model": checked.spec.name,
+        "model_version": checked.spec.version,
+        "target": target,
+        "target_name": _target_name(owner, submission, checked.protein),
+        "options": checked.params,
+        "priority": submission.priority,
+        "standardize": submission.standardize,
+        "max_in_flight": submission.max_in_flight,
+        "max_attempts": submission.max_attempts,
+        "timeout_seconds": submission.timeout_seconds,
+        "idempotency_key": key or None,
+        "request_sha256": request_sha256,
+        "manifest": _manifest(checked, target, submission),
+    }
+
+
+def create_jobs(batch: Batch, report: LigandReport) -> None:
+    """The batch's jobs, one per accepted ligand, and the counters that say so."""
+    accepted = report.accepted
+    Batch.objects.filter(pk=batch.pk).update(
+        ligands_rejected=len(report.rejected), n_total=len(accepted), n_queued=len(accepted)
+    )
+    batch.ligands_rejected, batch.n_total, batch.n_queued = len(report.rejected), len(accepted), len(accepted)
+    manifest = batch.manifest
+    Job.objects.bulk_create(
+        (
+            Job(
+                batch=batch,
+                owner_id=batch.owner_id,
+                priority=batch.priority,
+                index=ok.index,
+                name=ok.name,
+                input_smiles=ok.smiles,
+                canonical_smiles=ok.canonical_smiles,
+                inchikey=ok.inchikey,
+                standardization=ok.standardization,
+                reuse_key=reuse_key(manifest=manifest, canonical_smiles=ok.canonical_smiles),
+            )
+            for ok in accepted
+        ),
+        batch_size=2000,
+    )

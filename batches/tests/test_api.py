@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from batches.models import Batch, Job
@@ -290,14 +291,27 @@ def test_status_shows_the_outlook(owner_client: APIClient, make_batch: Callable[
         ("cdk2_zinc.smi", 47, "smi"),
     ],
 )
-def test_upload_files(owner_client: APIClient, shared_data: Path, filename: str, count: int, fmt: str | None) -> None:
+def test_upload_files(
+    owner_client: APIClient,
+    shared_data: Path,
+    filename: str,
+    count: int,
+    fmt: str | None,
+    validate_in_background: Callable[[], int],
+) -> None:
     path = shared_data / "ligands" / filename
     with path.open("rb") as handle:
         form = {"ligands_file": handle, "protein_sequence": CDK2, "name": filename, "options": '{"conformer": false}'}
         if fmt:
             form["format"] = fmt
         response = owner_client.post(BATCHES, form, format="multipart")
-    assert response.status_code == 201, response.content[:500]
+    # Past the inline limit (500 by default) a file is accepted and validated in the background.
+    background = count > django_settings.OMTX_INLINE_VALIDATION_LIGANDS
+    assert response.status_code == (202 if background else 201), response.content[:500]
+    if background:
+        assert response.json()["status"] == "validating"
+        validate_in_background()
+        response = owner_client.get(response.json()["url"])
     validation = response.json()["validation"]
     assert validation["submitted"] == count
     assert validation["accepted"] + validation["rejected"] == count

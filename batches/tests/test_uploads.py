@@ -154,14 +154,14 @@ def _asgi_post(user: User, url: str, body: Body, *, content_length: int) -> Http
 def _spy_records(monkeypatch: pytest.MonkeyPatch) -> list[RawLigand]:
     """The records _from_upload pulls from the reader."""
     pulled: list[RawLigand] = []
-    real = inputs.iter_ligand_file
+    real = inputs.iter_ligand_records
 
     def spy(*args: Any, **kwargs: Any) -> Iterator[RawLigand]:
         for ligand in real(*args, **kwargs):
             pulled.append(ligand)
             yield ligand
 
-    monkeypatch.setattr(inputs, "iter_ligand_file", spy)
+    monkeypatch.setattr(inputs, "iter_ligand_records", spy)
     return pulled
 
 

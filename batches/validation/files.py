@@ -65,6 +65,10 @@ class RawLigand:
     smiles: str | None
     # Set when the record itself could not be read (an SDF block RDKit refused).
     error: str | None = None
+    # An SDF record not parsed yet (its bytes as latin-1 text): parsing a 3D record costs
+    # about a millisecond, so it happens at validation (read_record), in the background for
+    # a large batch, not in the request that uploads it.
+    molblock: str | None = None
 
 
 def detect_format(filename: str, explicit: str | None) -> str:
@@ -85,11 +89,17 @@ def read_ligand_file(data: bytes, filename: str, explicit_format: str | None = N
 
 
 def iter_ligand_file(stream: Readable, filename: str, explicit_format: str | None = None) -> Iterator[RawLigand]:
-    """The file's records, read as they are consumed. The format is checked now;
-    undecodable or empty text raises InvalidInput when iteration reaches it."""
+    """The file's records, read as they are consumed, SDF records parsed."""
+    records = iter_ligand_records(stream, filename, explicit_format)
+    return (read_record(raw, number) for number, raw in enumerate(records, 1))
+
+
+def iter_ligand_records(stream: Readable, filename: str, explicit_format: str | None = None) -> Iterator[RawLigand]:
+    """The file's records, read as they are consumed; SDF records still unparsed. The format
+    is checked now; undecodable or empty text raises InvalidInput when iteration reaches it."""
     fmt = detect_format(filename, explicit_format)
     if fmt == "sdf":
-        return _read_sdf(stream)
+        return _sdf_records(stream)
     lines = _lines(_decode(_chunks(stream), filename), filename)
     rows = _read_csv(lines) if fmt == "csv" else _read_smi(lines)
     return _non_empty(rows, filename)
@@ -268,18 +278,39 @@ def _read_smi(lines: Iterator[str]) -> Iterator[RawLigand]:
     yield from _to_ligands(stripped_rows, smiles_col, name_col)
 
 
-def _read_sdf(stream: Readable) -> Iterator[RawLigand]:
-    # RDKit pulls the file through its read() and holds one record at a time.
-    supplier = Chem.ForwardSDMolSupplier(stream, sanitize=True, removeHs=True)
-    for number in itertools.count(1):
-        # The capture's lock is taken per record, never held across a yield.
-        with rdkit_messages():
-            try:
-                mol = next(supplier)
-            except StopIteration:
-                return
-        if mol is None:
-            yield RawLigand(name=None, smiles=None, error=f"SDF record {number} could not be read by RDKit")
-            continue
-        name = mol.GetProp("_Name").strip() if mol.HasProp("_Name") else None
-        yield RawLigand(name=name or None, smiles=Chem.MolToSmiles(mol))
+def _sdf_records(stream: Readable) -> Iterator[RawLigand]:
+    """Each record's text up to its `$$$$` line, as RDKit's supplier splits them; a last
+    record without the separator is a record too."""
+    record: list[bytes] = []
+    for line in _byte_lines(stream):
+        record.append(line)
+        if line.rstrip(b"\r\n") == b"$$$$":
+            yield RawLigand(name=None, smiles=None, molblock=b"".join(record).decode("latin-1"))
+            record = []
+    if any(line.strip() for line in record):
+        yield RawLigand(name=None, smiles=None, molblock=b"".join(record).decode("latin-1"))
+
+
+def _byte_lines(stream: Readable) -> Iterator[bytes]:
+    pending = b""
+    for chunk in _chunks(stream):
+        *complete, pending = (pending + chunk).split(b"\n")
+        yield from (line + b"\n" for line in complete)
+        if len(pending) > MAX_LINE_CHARS:
+            raise InvalidInput(f"An SDF line is longer than {MAX_LINE_CHARS} bytes.", code="invalid_file")
+    if pending:
+        yield pending
+
+
+def read_record(raw: RawLigand, number: int) -> RawLigand:
+    """The ligand of a record: an SDF record (the file's `number`th) parsed by RDKit, as
+    its ForwardSDMolSupplier would; any other record as it is."""
+    if raw.molblock is None:
+        return raw
+    supplier = Chem.ForwardSDMolSupplier(io.BytesIO(raw.molblock.encode("latin-1")), sanitize=True, removeHs=True)
+    with rdkit_messages():
+        mol = next(supplier, None)
+    if mol is None:
+        return RawLigand(name=None, smiles=None, error=f"SDF record {number} could not be read by RDKit")
+    name = mol.GetProp("_Name").strip() if mol.HasProp("_Name") else None
+    return RawLigand(name=name or None, smiles=Chem.MolToSmiles(mol))

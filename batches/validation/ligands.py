@@ -1,10 +1,11 @@
 """Validate a whole ligand list: per-item checks plus duplicates in the batch."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from batches.registry import Limits
-from batches.validation.files import RawLigand
+from batches.validation.files import RawLigand, read_record
 from batches.validation.smiles import LigandOk, LigandRejected, clean_name, validate_smiles
 
 
@@ -66,11 +67,28 @@ def validate_ligands(
     standardize: bool = True,
     allow_duplicates: bool = False,
 ) -> LigandReport:
+    checked = check_ligands(raws, limits, first_index=0, standardize=standardize)
+    return dedupe(checked, standardize=standardize, allow_duplicates=allow_duplicates)
+
+
+def check_ligands(
+    raws: list[RawLigand | LigandRejected], limits: Limits, *, first_index: int, standardize: bool
+) -> list[LigandOk | LigandRejected]:
+    """Each ligand on its own (numbered from `first_index`): what a background worker
+    does to one chunk of a submission. Duplicates are the whole batch's question (dedupe)."""
+    return [
+        raw if isinstance(raw, LigandRejected) else _validate_item(index, raw, limits, standardize)
+        for index, raw in enumerate(raws, first_index)
+    ]
+
+
+def dedupe(checked: Iterable[LigandOk | LigandRejected], *, standardize: bool, allow_duplicates: bool) -> LigandReport:
+    """The report of a whole batch's checked ligands, in input order: a molecule
+    already seen is rejected as a duplicate of its first occurrence."""
     accepted: list[LigandOk] = []
     rejected: list[LigandRejected] = []
     first_seen: dict[str, LigandOk] = {}
-    for index, raw in enumerate(raws):
-        result = raw if isinstance(raw, LigandRejected) else _validate_item(index, raw, limits, standardize)
+    for result in checked:
         if isinstance(result, LigandRejected):
             rejected.append(result)
             continue
@@ -79,7 +97,7 @@ def validate_ligands(
         # Allowed duplicates each become a job; the engine computes the molecule once.
         if original is not None and not allow_duplicates:
             same = f"same {'parent ' if standardize else ''}molecule as ligand {original.index + 1} ({original.name})"
-            rejected.append(LigandRejected(index, result.name, result.smiles, "duplicate", same))
+            rejected.append(LigandRejected(result.index, result.name, result.smiles, "duplicate", same))
             continue
         first_seen.setdefault(key, result)
         accepted.append(result)
@@ -97,6 +115,8 @@ def identity(ok: LigandOk, *, standardize: bool) -> str:
 
 
 def _validate_item(index: int, raw: RawLigand, limits: Limits, standardize: bool) -> LigandOk | LigandRejected:
+    # One ligand per record: an SDF's record number is the ligand's position.
+    raw = read_record(raw, index + 1)
     name, name_problem = clean_name(raw.name, index)
     shown = raw.smiles if isinstance(raw.smiles, str) else ""
     if raw.error:
