@@ -8,6 +8,7 @@ gets 409, or 404 when the batch is gone.
 
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from batches.models import Batch, Job
@@ -31,6 +32,15 @@ def batch_cancel(*, batch: Batch) -> Batch:
     now = timezone.now()
     with transaction.atomic():
         locked = _lock(batch)
+        if locked.status == BatchStatus.VALIDATING:
+            # No jobs yet: its chunks go, and a finalize waiting on the lock finds no
+            # `validating` batch (batches/services/intake.py).
+            locked.intake_chunks.all().delete()
+            Batch.objects.filter(pk=locked.pk).update(
+                status=BatchStatus.CANCELLED, finished_at=now, version=F("version") + 1
+            )
+            batch.refresh_from_db()
+            return batch
         if locked.status not in BATCH_ACTIVE:
             raise Conflict(f"The batch is already {locked.status}.", code="batch_finished")
         Batch.objects.filter(pk=locked.pk).update(status=BatchStatus.CANCELLED)
