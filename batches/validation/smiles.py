@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rdkit import Chem
+from rdkit.Chem import rdMolDescriptors
 
 from batches.registry import Limits
 from batches.validation.rdkit_log import rdkit_messages
@@ -121,7 +122,7 @@ def validate_smiles(
     mol = chosen.mol
     heavy = mol.GetNumHeavyAtoms()
     # Every atom once: explicit ones (deuterium included) and implicit hydrogens.
-    total = mol.GetNumAtoms() + sum(atom.GetTotalNumHs() for atom in mol.GetAtoms())
+    total = rdMolDescriptors.CalcNumAtoms(mol)
     problem = _size_problem(heavy, total, limits)
     if problem:
         return LigandRejected(index, name, smiles, *problem)
@@ -149,6 +150,9 @@ def _read(smiles: str, messages: list[str]) -> Chem.Mol | tuple[str, str]:
         mol = Chem.RemoveHs(mol)
     except Exception as exc:  # RDKit raises several MolSanitizeException subclasses
         return "invalid_chemistry", f"chemically invalid: {exc}"
+    if "[" not in smiles and "*" not in smiles:
+        # Dummy atoms are written `*`; radicals and atom maps only inside brackets.
+        return mol
     for atom in mol.GetAtoms():
         if atom.GetAtomicNum() == 0:
             return "incomplete_molecule", (

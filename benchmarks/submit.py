@@ -1,0 +1,185 @@
+"""Submitting 10,000 and 100,000 ligands under the production processes, on PostgreSQL.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python benchmarks/submit.py [--sizes 10000,100000]
+
+Creates (and drops afterwards) a scratch database `omtx_bench_submit`, starts the web server
+as deploy/Procfile does (gunicorn, its config, 3 workers, 30 s timeout) and the background
+worker (`manage.py background`, one validation process per core), then for each size POSTs
+that many distinct drug-like ligands as JSON and measures: the answer's time and status
+(target 202 in ≤ 1.5 s for 10k, ≤ 3 s for 100k), the time until the batch is `queued` (target
+≤ 15 s for 10k, ≤ 60 s for 100k on 2 cores), and each web worker's peak and resident memory
+(target ≤ 300 MB peak, back near its baseline afterwards). The machine is shared: compare
+numbers within one run.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SCRATCH = "omtx_bench_submit"
+PORT = 8765
+TARGETS = {10_000: (1.5, 15.0), 100_000: (3.0, 60.0)}
+MEMORY_TARGET_MB = 300
+CDK2 = (
+    "MENFQKVEKIGEGTYGVVYKARNKLTGEVVALKKIRLDTETEGVPSTAIREISLLKELNHPNIVKLLDVIHTENKLYLVFEFLHQDLKKFMDASALTGIPLPLIKSYLF"
+    "QLLQGLAFCHSHRVLHRDLKPQNLLINTEGAIKLADFGLARAFGVPVRTYTHEVVTLWYRAPEILLGCKYYSTAVDIWSLGCIFAEMVTRRALFPGDSEIDQLFRIFRTLG"
+    "TPDEVVWPGVTSMPDYKPSFPKWARQDFSKVVPPLDEDGRSLLSQMLHYDPNKRISAKAALAHPFFQDVTKPVPHLRL"
+)
+# Chains bonded to each ChEMBL ligand's first atom (where that atom takes a carbon): about
+# 800 ligands × 130 chains are 100,000 distinct valid molecules of the real ones' kind.
+PREFIXES = [p + "C" * n for p in ("", "O", "N", "F", "Cl", "CO", "CN", "OCC", "NC(=O)", "C(C)") for n in range(1, 14)]
+
+
+def ligands(n: int) -> list[dict[str, str]]:
+    from rdkit import Chem, RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    lines = (REPO.parent / "shared" / "data" / "ligands" / "chembl2321810.smi").read_text().splitlines()
+    bases = [line.split()[0] for line in lines if line.strip() and not line.startswith(("#", "smiles"))]
+    bases = [b for b in bases if Chem.MolFromSmiles("C" + b) is not None]
+    pairs = ((p, b) for p in PREFIXES for b in bases)
+    return [{"name": f"l{i}", "smiles": p + b} for i, (p, b) in zip(range(n), pairs, strict=False)]
+
+
+def environment(url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        # The Procfile's `gunicorn` and `python` are this interpreter's.
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "omtx_hub.settings",
+        "ENVIRONMENT": "production",
+        "DEBUG": "0",
+        "SECRET_KEY": "benchmark-only-" + "x" * 40,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    }
+
+
+def setup(url: str) -> str:
+    """Migrate the scratch database and return an API token for a fresh user."""
+    env = environment(url)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True)
+    code = (
+        "from django.contrib.auth.models import User;"
+        "from accounts.services import token_create;"
+        "u=User.objects.create_user('bench', password='x' * 20);"
+        "print(token_create(user=u, name='bench')[1])"
+    )
+    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, env=env, check=True, capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def web(url: str) -> subprocess.Popen[bytes]:
+    procfile = (REPO / "deploy" / "Procfile").read_text()
+    line = next(line for line in procfile.splitlines() if line.startswith("web:"))
+    command = line.removeprefix("web:").strip().replace("${PORT:-8000}", str(PORT))
+    return subprocess.Popen(command, shell=True, cwd=REPO, env=environment(url), start_new_session=True)
+
+
+def workers(server: subprocess.Popen[bytes]) -> list[int]:
+    """The gunicorn workers: gunicorn processes of the server's session whose parent is the master."""
+    session = subprocess.run(["pgrep", "-s", str(server.pid)], capture_output=True, text=True).stdout.split()
+
+    def gunicorn(pid: int) -> bool:
+        return b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+    def parent(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+    found = [int(pid) for pid in session]
+    return sorted(pid for pid in found if gunicorn(pid) and gunicorn(parent(pid)))
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) in MB, from /proc."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def request(method: str, path: str, token: str, body: object | None = None) -> tuple[int, dict[str, object]]:
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=120)
+    payload = json.dumps(body).encode() if body is not None else None
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    connection.request(method, path, body=payload, headers=headers)
+    response = connection.getresponse()
+    return response.status, json.loads(response.read() or b"{}")
+
+
+def wait_for_server(token: str) -> None:
+    for _ in range(100):
+        try:
+            request("GET", "/api/v3/models", token)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the web server did not start")
+
+
+def measure(size: int, token: str, pids: list[int]) -> None:
+    body = {"name": f"bench {size}", "protein_sequence": CDK2, "ligands": ligands(size), "options": {"conformer": False}}
+    before = {pid: memory_mb(pid) for pid in pids}
+    started = time.perf_counter()
+    status, answer = request("POST", "/api/v3/batches/", token, body)
+    answered = time.perf_counter() - started
+    batch = str(answer.get("id"))
+    state = answer.get("status")
+    while state == "validating":
+        time.sleep(0.25)
+        state = request("GET", f"/api/v3/batches/{batch}/status", token)[1]["status"]
+    queued = time.perf_counter() - started
+    _, detail = request("GET", f"/api/v3/batches/{batch}", token)
+    time.sleep(1)
+    after = {pid: memory_mb(pid) for pid in pids}
+    answer_target, queued_target = TARGETS.get(size, (3.0, 60.0))
+    validation = detail.get("validation", {})
+    assert isinstance(validation, dict)
+    print(f"\n{size:,} ligands: HTTP {status} in {answered:.2f} s (target ≤ {answer_target} s) "
+          f"{'PASS' if status == 202 and answered <= answer_target else 'FAIL'}")
+    print(f"  {state} after {queued:.1f} s (target ≤ {queued_target} s) {'PASS' if queued <= queued_target else 'FAIL'}: "
+          f"{validation.get('accepted')} accepted, {validation.get('rejected')} rejected")
+    for pid in pids:
+        peak = after[pid][1]
+        print(f"  web worker {pid}: resident {before[pid][0]:.0f} → {after[pid][0]:.0f} MB, peak {peak:.0f} MB "
+              f"(target ≤ {MEMORY_TARGET_MB}) {'PASS' if peak <= MEMORY_TARGET_MB else 'FAIL'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10000,100000")
+    args = parser.parse_args()
+    server_url = os.environ.get("DATABASE_URL", "")
+    if not server_url.startswith("postgres"):
+        raise SystemExit("set DATABASE_URL to a PostgreSQL server (the scratch database is made beside it)")
+    import psycopg
+
+    admin_url = server_url.rsplit("/", 1)[0] + "/postgres"
+    url = server_url.rsplit("/", 1)[0] + f"/{SCRATCH}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
+        admin.execute(f"CREATE DATABASE {SCRATCH}")
+    token = setup(url)
+    server = web(url)
+    worker = subprocess.Popen([sys.executable, "manage.py", "background"], cwd=REPO, env=environment(url), start_new_session=True, stdout=subprocess.DEVNULL)
+    try:
+        wait_for_server(token)
+        pids = workers(server)
+        for size in map(int, args.sizes.split(",")):
+            measure(size, token, pids)
+    finally:
+        for process in (server, worker):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
+
+
+if __name__ == "__main__":
+    main()
