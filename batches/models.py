@@ -1,4 +1,5 @@
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -102,6 +103,16 @@ class Batch(models.Model):
         return self.n_succeeded + self.n_failed + self.n_cancelled
 
 
+class RowJSONField(models.JSONField):
+    """A JSONField that bulk_create inserts row by row in its VALUES list. For several rows
+    Django 5.2 on PostgreSQL sends each column as one array through UNNEST, and psycopg
+    escapes every quote of every element in Python: 3.5 s for a 100,000-ligand submission's
+    10 MB of chunks, against 0.2 s as plain values. A field with get_placeholder opts out."""
+
+    def get_placeholder(self, value: Any, compiler: Any, connection: Any) -> str:
+        return "%s"
+
+
 class IntakeChunk(models.Model):
     """A slice of a submission's ligands waiting to be validated in the background
     (batches/services/intake.py). Stored by the request that answered 202, validated by
@@ -117,7 +128,7 @@ class IntakeChunk(models.Model):
     first_index = models.PositiveIntegerField()
     size = models.PositiveIntegerField()
     # The raw ligands, [name, smiles, molblock, error] each: what the request read, unvalidated.
-    items = models.JSONField()
+    items = RowJSONField()
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     # Claims so far: a chunk that keeps killing its worker is validated one ligand at a time.
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -126,7 +137,7 @@ class IntakeChunk(models.Model):
     claim_token = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # The validated ligands, in order: accepted and rejected (intake.py's wire format).
-    results = models.JSONField(null=True, blank=True)
+    results = RowJSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["batch", "number"]

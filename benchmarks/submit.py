@@ -33,9 +33,10 @@ CDK2 = (
     "QLLQGLAFCHSHRVLHRDLKPQNLLINTEGAIKLADFGLARAFGVPVRTYTHEVVTLWYRAPEILLGCKYYSTAVDIWSLGCIFAEMVTRRALFPGDSEIDQLFRIFRTLG"
     "TPDEVVWPGVTSMPDYKPSFPKWARQDFSKVVPPLDEDGRSLLSQMLHYDPNKRISAKAALAHPFFQDVTKPVPHLRL"
 )
-# Chains bonded to each ChEMBL ligand's first atom (where that atom takes a carbon): about
-# 800 ligands × 130 chains are 100,000 distinct valid molecules of the real ones' kind.
-PREFIXES = [p + "C" * n for p in ("", "O", "N", "F", "Cl", "CO", "CN", "OCC", "NC(=O)", "C(C)") for n in range(1, 14)]
+# Chains bonded to each ChEMBL ligand's first atom (where that atom takes a carbon): 556
+# ligands × 195 chains are 100,000 distinct valid molecules of the real ones' kind.
+HEADS = ("", "O", "N", "F", "Cl", "S", "C(C)", "C(F)(F)", "C=C", "C#C", "NC(=O)", "OC(=O)", "C(=O)", "C(O)", "C(N)")
+PREFIXES = [head + "C" * n for head in HEADS for n in range(1, 14)]
 
 
 def ligands(n: int) -> list[dict[str, str]]:
