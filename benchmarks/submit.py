@@ -1,6 +1,6 @@
 """Submitting 10,000 and 100,000 ligands under the production processes, on PostgreSQL.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python benchmarks/submit.py [--sizes 10000,100000]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python benchmarks/submit.py [--sizes N,M]
 
 Creates (and drops afterwards) a scratch database `omtx_bench_submit`, starts the web server
 as deploy/Procfile does (gunicorn, its config, 3 workers, 30 s timeout) and the background
@@ -74,7 +74,14 @@ def setup(url: str) -> str:
         "u=User.objects.create_user('bench', password='x' * 20);"
         "print(token_create(user=u, name='bench')[1])"
     )
-    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return out.stdout.strip().splitlines()[-1]
 
 
@@ -125,7 +132,12 @@ def wait_for_server(token: str) -> None:
 
 
 def measure(size: int, token: str, pids: list[int]) -> None:
-    body = {"name": f"bench {size}", "protein_sequence": CDK2, "ligands": ligands(size), "options": {"conformer": False}}
+    body = {
+        "name": f"bench {size}",
+        "protein_sequence": CDK2,
+        "ligands": ligands(size),
+        "options": {"conformer": False},
+    }
     before = {pid: memory_mb(pid) for pid in pids}
     started = time.perf_counter()
     status, answer = request("POST", "/api/v3/batches/", token, body)
@@ -142,14 +154,20 @@ def measure(size: int, token: str, pids: list[int]) -> None:
     answer_target, queued_target = TARGETS.get(size, (3.0, 60.0))
     validation = detail.get("validation", {})
     assert isinstance(validation, dict)
-    print(f"\n{size:,} ligands: HTTP {status} in {answered:.2f} s (target ≤ {answer_target} s) "
-          f"{'PASS' if status == 202 and answered <= answer_target else 'FAIL'}")
-    print(f"  {state} after {queued:.1f} s (target ≤ {queued_target} s) {'PASS' if queued <= queued_target else 'FAIL'}: "
-          f"{validation.get('accepted')} accepted, {validation.get('rejected')} rejected")
+    print(
+        f"\n{size:,} ligands: HTTP {status} in {answered:.2f} s (target ≤ {answer_target} s) "
+        f"{'PASS' if status == 202 and answered <= answer_target else 'FAIL'}"
+    )
+    print(
+        f"  {state} after {queued:.1f} s (target ≤ {queued_target} s) {'PASS' if queued <= queued_target else 'FAIL'}: "
+        f"{validation.get('accepted')} accepted, {validation.get('rejected')} rejected"
+    )
     for pid in pids:
         peak = after[pid][1]
-        print(f"  web worker {pid}: resident {before[pid][0]:.0f} → {after[pid][0]:.0f} MB, peak {peak:.0f} MB "
-              f"(target ≤ {MEMORY_TARGET_MB}) {'PASS' if peak <= MEMORY_TARGET_MB else 'FAIL'}")
+        print(
+            f"  web worker {pid}: resident {before[pid][0]:.0f} → {after[pid][0]:.0f} MB, peak {peak:.0f} MB "
+            f"(target ≤ {MEMORY_TARGET_MB}) {'PASS' if peak <= MEMORY_TARGET_MB else 'FAIL'}"
+        )
 
 
 def main() -> None:
@@ -168,7 +186,13 @@ def main() -> None:
         admin.execute(f"CREATE DATABASE {SCRATCH}")
     token = setup(url)
     server = web(url)
-    worker = subprocess.Popen([sys.executable, "manage.py", "background"], cwd=REPO, env=environment(url), start_new_session=True, stdout=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "background"],
+        cwd=REPO,
+        env=environment(url),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         wait_for_server(token)
         pids = workers(server)

@@ -29,7 +29,8 @@ from django.utils import timezone
 from batches.catalog import get_model
 from batches.models import Batch, IntakeChunk
 from batches.registry import Limits
-from batches.services.submission import create_jobs, reject_if_needed
+from batches.services.job_rows import create_jobs
+from batches.services.submission import reject_if_needed
 from batches.states import BatchStatus
 from batches.validation.chunks import decode_checked
 from batches.validation.ligands import LigandReport, dedupe

@@ -12,9 +12,10 @@ from django.db import IntegrityError, transaction
 
 from batches.catalog import MODELS, get_model
 from batches.engine.availability import check_executor
-from batches.models import Batch, IntakeChunk, Job, Target
+from batches.models import Batch, IntakeChunk, Target
 from batches.queue import submission_position, work_estimate
 from batches.registry import ModelSpec
+from batches.services.job_rows import create_jobs
 from batches.states import BatchStatus
 from batches.validation.chunks import encode_raw
 from batches.validation.files import RawLigand
@@ -246,15 +247,6 @@ def _manifest(prepared: Checked, target: Target, submission: Submission) -> dict
     }
 
 
-def reuse_key(*, manifest: dict[str, Any], canonical_smiles: str) -> str:
-    """Equal keys are the same prediction: model, version, weights, parameters,
-    target and canonical ligand (DESIGN §5)."""
-    fields = {
-        key: manifest[key] for key in ("model", "model_version", "weights_revision", "parameters", "target_sha256")
-    }
-    return request_fingerprint({**fields, "ligand": canonical_smiles})
-
-
 def _target_name(owner: User | None, submission: Submission, protein: Protein) -> str:
     """The given name; else what the owner called this sequence before; else
     one read from the FASTA header or made from the sequence."""
@@ -344,31 +336,3 @@ def _batch_fields(
         "request_sha256": request_sha256,
         "manifest": _manifest(checked, target, submission),
     }
-
-
-def create_jobs(batch: Batch, report: LigandReport) -> None:
-    """The batch's jobs, one per accepted ligand, and the counters that say so."""
-    accepted = report.accepted
-    Batch.objects.filter(pk=batch.pk).update(
-        ligands_rejected=len(report.rejected), n_total=len(accepted), n_queued=len(accepted)
-    )
-    batch.ligands_rejected, batch.n_total, batch.n_queued = len(report.rejected), len(accepted), len(accepted)
-    manifest = batch.manifest
-    Job.objects.bulk_create(
-        (
-            Job(
-                batch=batch,
-                owner_id=batch.owner_id,
-                priority=batch.priority,
-                index=ok.index,
-                name=ok.name,
-                input_smiles=ok.smiles,
-                canonical_smiles=ok.canonical_smiles,
-                inchikey=ok.inchikey,
-                standardization=ok.standardization,
-                reuse_key=reuse_key(manifest=manifest, canonical_smiles=ok.canonical_smiles),
-            )
-            for ok in accepted
-        ),
-        batch_size=2000,
-    )
