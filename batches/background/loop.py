@@ -4,6 +4,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from batches.background.exports import build_exports
 from batches.engine.outcomes import drop_broken_connection
 
 log = logging.getLogger(__name__)
@@ -13,7 +14,9 @@ Step = Callable[[], bool]
 
 def steps() -> list[Step]:
     """The kinds of background work, in the order one pass runs them."""
-    return []
+    return [
+        build_exports,
+    ]
 
 
 def run_once() -> bool:
