@@ -4,7 +4,7 @@ An export of more than OMTX_EXPORT_INLINE_ROWS rows is not streamed: a worker ti
 cut the body and the client would see a 200. It becomes an ExportFile row, one per (batch,
 batch version, format), which the background step builds in slices of input indexes. Each
 slice is written to storage as its own part and then recorded in the row (parts, next_index,
-rows_written) by an UPDATE conditioned on the claim token and the slice's start, so a builder
+rows_written) by an UPDATE conditioned on the claim token, so a builder
 killed mid-slice loses that slice only, a stale builder's late slice is refused, and every
 row is in the file exactly once. When every slice is written the parts are concatenated into
 the file (gzip members concatenate into a valid gzip file) and the row turns `ready`.
@@ -118,14 +118,15 @@ def _write_slice(export: ExportFile, *, now: datetime) -> None:
     # The token in the name: a stale builder's part never overwrites the holder's.
     name = f"{_folder(export)}/part-{len(export.parts):05d}-{export.claim_token[:12]}"
     stored = default_storage.save(name, ContentFile(data))
-    if not _record_slice(export, part=stored, start=start, stop=stop, rows=len(rows), now=now):
+    if not _record_slice(export, part=stored, stop=stop, rows=len(rows), now=now):
         default_storage.delete(stored)
 
 
-def _record_slice(export: ExportFile, *, part: str, start: int, stop: int, rows: int, now: datetime) -> bool:
-    """Record a written slice and release the export, if this builder still holds it at
-    that slice; False when it lost the claim (its part is then discarded)."""
-    recorded = ExportFile.objects.filter(pk=export.pk, claim_token=export.claim_token, next_index=start).update(
+def _record_slice(export: ExportFile, *, part: str, stop: int, rows: int, now: datetime) -> bool:
+    """Record a written slice and release the export, if this builder still holds it; False
+    when it lost the claim (its part is then discarded). A claim writes one slice, so the
+    token alone says which slice this is."""
+    recorded = ExportFile.objects.filter(pk=export.pk, claim_token=export.claim_token).update(
         parts=[*export.parts, part],
         next_index=stop,
         rows_written=F("rows_written") + rows,

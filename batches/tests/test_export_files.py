@@ -142,7 +142,7 @@ def inline_bytes(batch: Batch, fmt: str) -> bytes:
 @pytest.mark.usefixtures("large")
 def test_compressed_files_hold_the_same_bytes(batch: Batch, owner_client: APIClient) -> None:
     for fmt in ("csv.gz", "jsonl.gz", "sdf.gz"):
-        export, data = built(owner_client, batch, fmt)
+        _, data = built(owner_client, batch, fmt)
         # One gzip member per slice: a multi-member file any gunzip reads whole.
         assert gzip.decompress(data) == inline_bytes(batch, fmt.removesuffix(".gz")), fmt
     assert csv_indexes(gzip.decompress(inline_bytes(batch, "csv.gz"))) == list(range(7))
