@@ -174,10 +174,14 @@ def _fail(export: ExportFile, message: str, *, now: datetime) -> None:
 
 
 def export_files_sweep(*, now: datetime, limit: int = 20) -> int:
-    """Delete exports no one will download, files after rows: those of deleted batches and
-    those a newer version of the same batch and format replaced. Not one a builder holds."""
+    """Delete exports no one will download, files after rows: those of deleted batches, and
+    those a newer version of the same batch and format replaced once that one is ready (not
+    before: someone may still be polling the older one). Not one a builder holds."""
     newer = ExportFile.objects.filter(
-        batch=OuterRef("batch"), format=OuterRef("format"), batch_version__gt=OuterRef("batch_version")
+        batch=OuterRef("batch"),
+        format=OuterRef("format"),
+        batch_version__gt=OuterRef("batch_version"),
+        status=ExportStatus.READY,
     )
     stale = ExportFile.objects.filter(Q(batch__isnull=True) | Q(Exists(newer)))
     swept = 0

@@ -159,6 +159,8 @@ def test_one_batch_version_is_built_once(batch: Batch, owner_client: APIClient) 
     assert ask(owner_client, batch, "csv").status_code == 202
     second = ExportFile.objects.exclude(pk=first.pk).get()
     assert second.batch_version == first.batch_version + 1
+    assert build_exports()
+    assert ExportFile.objects.filter(pk=first.pk).exists()  # kept while its successor builds
     build_all()
     # The first file was replaced: swept, row and files.
     assert not ExportFile.objects.filter(pk=first.pk).exists() and folder_files(first) == []
