@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 
-from batches.models import Batch, Job, Target
+from batches.models import Batch, ExportFile, Job, Target
 from batches.services.lifecycle import batch_cancel, batch_retry_failed, batch_set_priority
 from omtx_hub.errors import DomainError
 
@@ -104,3 +104,14 @@ class TargetAdmin(admin.ModelAdmin[Target]):
     list_display = ["sequence_sha256", "length", "created_at"]
     search_fields = ["sequence_sha256", "sequence"]
     readonly_fields = ["sequence_sha256", "length", "created_at"]
+
+
+@admin.register(ExportFile)
+class ExportFileAdmin(admin.ModelAdmin[ExportFile]):
+    """Read-only: the background worker builds exports; a failed one is retried by asking again."""
+
+    list_display = ["id", "batch", "batch_version", "format", "status", "rows_written", "rows_total", "size"]
+    list_filter = ["status", "format"]
+    list_select_related = ["batch"]
+    search_fields = ["=id", "=batch__id"]
+    readonly_fields = [f.name for f in ExportFile._meta.fields]

@@ -243,3 +243,62 @@ class Job(models.Model):
     def check_transition(current: str, target: str) -> None:
         if target not in JOB_TRANSITIONS[current]:
             raise ValueError(f"illegal job transition {current} → {target}")
+
+
+class ExportStatus(models.TextChoices):
+    PENDING = "pending"
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+
+
+EXPORT_CLAIMABLE = (ExportStatus.PENDING, ExportStatus.BUILDING)
+
+
+class ExportFile(models.Model):
+    """A large export built once, in slices, by the background worker (batches/export_files.py).
+
+    One row per (batch, batch version, format): a batch that changed gets a new file, an
+    unchanged one reuses this. The batch link is SET_NULL, not CASCADE, so a deleted batch
+    leaves the row behind for the background sweep to delete its files (files after rows)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    batch = models.ForeignKey(Batch, on_delete=models.SET_NULL, null=True, related_name="export_files")
+    batch_version = models.PositiveIntegerField()
+    format = models.CharField(max_length=16)
+    status = models.CharField(max_length=16, choices=ExportStatus.choices, default=ExportStatus.PENDING)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_written = models.PositiveIntegerField(default=0)
+    # Slices cover input indexes [next_index, next_index + slice): the resume point.
+    next_index = models.PositiveIntegerField(default=0)
+    index_end = models.PositiveIntegerField(default=0)
+    # Storage names of the slices written so far, in order; concatenated when done.
+    parts = models.JSONField(default=list, blank=True)
+    file = models.CharField(max_length=300, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    # Stamped by each claim; every write of the builder is conditioned on it.
+    claim_token = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # export_claim: the oldest pending export, or a building one whose lease ran out.
+            models.Index(fields=["created_at"], condition=Q(status__in=EXPORT_CLAIMABLE), name="export_claimable"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "batch_version", "format"], name="export_once_per_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.format} export of {self.batch_id} v{self.batch_version} [{self.status}]"
+
+    @property
+    def progress_percent(self) -> float:
+        if self.status == ExportStatus.READY:
+            return 100.0
+        return round(100 * self.rows_written / self.rows_total, 1) if self.rows_total else 0.0

@@ -230,6 +230,8 @@ MODAL_TOKEN_SECRET = env_str("MODAL_TOKEN_SECRET", "")
 OMTX_MODAL_APP = env_str("OMTX_MODAL_APP", "omtx-boltz2")
 OMTX_MODAL_CLASS = env_str("OMTX_MODAL_CLASS", "Boltz2")
 OMTX_MAX_LIGANDS_PER_BATCH = env_int("OMTX_MAX_LIGANDS_PER_BATCH", 100_000, minimum=1)
+# Exports of more rows are built once in the background as files (batches/export_files.py).
+OMTX_EXPORT_INLINE_ROWS = env_int("OMTX_EXPORT_INLINE_ROWS", 10_000, minimum=0)
 
 # Seed variables that later layers read; parsed here so bad values fail at start.
 GCP_PROJECT_ID = env_str("GCP_PROJECT_ID", "")

@@ -34,6 +34,7 @@ SUBMISSION_EXAMPLE = OpenApiExample(
 
 BATCH_ID = OpenApiParameter("batch_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The batch id.")
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The job id.")
+EXPORT_ID = OpenApiParameter("export_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The export file id.")
 PAGE = [
     OpenApiParameter(
         "limit",
@@ -111,7 +112,9 @@ RESULTS_PARAMETERS = [
 JOB_LIST_PARAMETERS = [BATCH_ID, status_parameter(list(states.JobStatus.values), "Job statuses to keep."), *PAGE]
 EXPORT_PARAMETERS = [
     BATCH_ID,
-    OpenApiParameter("format", str, enum=list(exports.FORMATS), default="csv", description="Export format."),
+    OpenApiParameter(
+        "format", str, enum=list(exports.FORMATS), default="csv", description="Export format; `.gz`: gzip-compressed."
+    ),
 ]
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",

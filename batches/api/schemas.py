@@ -459,17 +459,62 @@ class ModelListSerializer(serializers.Serializer[Any]):
 
 EXPORT_DESCRIPTION = (
     "Streamed, one row or record per input ligand, in the media type of `format`: "
-    "`csv` (metrics as columns), `jsonl` (one JSON object per line), `sdf` (3D where a structure exists) "
-    "or `zip` (results.csv, results.jsonl and every structure file)."
+    "`csv` (metrics as columns), `jsonl` (one JSON object per line), `sdf` (3D where a structure exists), "
+    "each also gzip-compressed (`csv.gz`, `jsonl.gz`, `sdf.gz`), "
+    "or `zip` (results.csv, results.jsonl and every structure file). "
+    "Exports of more than `OMTX_EXPORT_INLINE_ROWS` rows answer 202 instead (an export file being built)."
 )
 STRUCTURE_TYPES = {"sdf": "chemical/x-mdl-sdfile", "cif": "chemical/x-mmcif"}
 
 
+class ExportFileSerializer(serializers.Serializer[Any]):
+    id = serializers.UUIDField(help_text="The export file's id.")
+    batch_id = serializers.UUIDField(help_text="The batch exported.")
+    batch_version = serializers.IntegerField(min_value=1, help_text="The batch version the export was asked for.")
+    # Plain strings: a second `format`/`status` choice set would collide in the enum names.
+    format = serializers.CharField(help_text="Export format: csv, csv.gz, jsonl, jsonl.gz, sdf or sdf.gz.")
+    status = serializers.CharField(help_text="pending, building, ready or failed; `ready` and `failed` are terminal.")
+    rows_total = serializers.IntegerField(min_value=0, help_text="Rows the file will hold: one per input ligand.")
+    rows_written = serializers.IntegerField(min_value=0, help_text="Rows written so far.")
+    progress_percent = serializers.FloatField(min_value=0, max_value=100, help_text="rows_written / rows_total.")
+    size_bytes = serializers.IntegerField(min_value=0, allow_null=True, help_text="File size once ready.")
+    error = serializers.CharField(allow_blank=True, help_text="Why the last attempt failed, if one did.")
+    created_at = serializers.DateTimeField(help_text="When it was first asked for.")
+    finished_at = serializers.DateTimeField(allow_null=True, help_text="When it turned ready or failed.")
+    url = serializers.URLField(help_text="GET to poll progress.")
+    download = serializers.URLField(allow_null=True, help_text="GET the file once ready (null before).")
+
+
+EXPORT_FILE_DESCRIPTION = (
+    "An export larger than `OMTX_EXPORT_INLINE_ROWS` rows, being built; poll `Location`. "
+    "Once its file is ready the same request answers 303 to the download."
+)
+
+
 def export_responses() -> dict[tuple[int, str], OpenApiResponse]:
-    """One 200 body per export format, under the media type the view sends."""
+    """One 200 body per export format, under the media type the view sends; a 202 for
+    large exports."""
     return {
-        (200, content_type): OpenApiResponse(OpenApiTypes.BINARY, description=EXPORT_DESCRIPTION)
-        for content_type, _ in exports.FORMATS.values()
+        **{
+            (200, content_type): OpenApiResponse(OpenApiTypes.BINARY, description=EXPORT_DESCRIPTION)
+            for content_type, _ in exports.FORMATS.values()
+        },
+        (202, "application/json"): OpenApiResponse(ExportFileSerializer, description=EXPORT_FILE_DESCRIPTION),
+    }
+
+
+EXPORT_FILE_DOWNLOAD = (
+    "The complete export file, with its Content-Length. A storage that signs URLs (GCS) answers 302 to one instead."
+)
+
+
+def export_file_responses() -> dict[tuple[int, str], OpenApiResponse]:
+    return {
+        **{
+            (200, content_type): OpenApiResponse(OpenApiTypes.BINARY, description=EXPORT_FILE_DOWNLOAD)
+            for name, (content_type, _) in exports.FORMATS.items()
+            if name != "zip"
+        },
     }
 
 

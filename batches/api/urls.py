@@ -21,6 +21,12 @@ urlpatterns = [
     route(rf"batches/(?P<batch_id>{UUID})/status", views.BatchStatus, "batch-status"),
     route(rf"batches/(?P<batch_id>{UUID})/results", views.BatchResults, "batch-results"),
     route(rf"batches/(?P<batch_id>{UUID})/export", views.BatchExport, "batch-export"),
+    route(rf"batches/(?P<batch_id>{UUID})/exports/(?P<export_id>{UUID})", views.ExportFileDetail, "batch-export-file"),
+    route(
+        rf"batches/(?P<batch_id>{UUID})/exports/(?P<export_id>{UUID})/download",
+        views.ExportFileDownload,
+        "batch-export-download",
+    ),
     route(rf"batches/(?P<batch_id>{UUID})/cancel", views.BatchCancel, "batch-cancel"),
     route(rf"batches/(?P<batch_id>{UUID})/retry", views.BatchRetry, "batch-retry"),
     route(rf"batches/(?P<batch_id>{UUID})/jobs", views.JobCollection, "batch-jobs"),

@@ -1,14 +1,17 @@
 """v3 batch endpoints. Views parse, call one service or selector, and render."""
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.files.storage import default_storage
-from django.http import FileResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from batches import exports
@@ -23,11 +26,13 @@ from batches.api.inputs import (
 from batches.api.pagination import Pagination
 from batches.api.params import instant, thresholds
 from batches.catalog import MODELS
+from batches.export_files import export_file_get, export_file_request, export_is_large
+from batches.models import ExportFile, ExportStatus
 from batches.selectors import batch_get, batch_list, job_get, job_list, results_list
 from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed
 from batches.services.submission import batch_create, batch_validate
 from batches.states import BatchStatus as BatchState
-from omtx_hub.errors import InvalidInput, NotFound
+from omtx_hub.errors import Conflict, InvalidInput, NotFound
 from omtx_hub.requests import request_user
 
 # A submission is JSON, or a multipart form with the ligands as a file. Not an urlencoded
@@ -218,15 +223,76 @@ class BatchExport(APIView):
         parameters=schema_inputs.EXPORT_PARAMETERS,
         responses=schemas.with_errors(schemas.export_responses(), 404),
     )
-    def get(self, request: Request, batch_id: str) -> StreamingHttpResponse:
+    def get(self, request: Request, batch_id: str) -> HttpResponseBase:
         batch = batch_get(user=request.user, batch_id=batch_id)
         fmt = request.query_params.get("format", "csv")
         if fmt not in exports.FORMATS:
-            raise InvalidInput(f"format must be one of {sorted(exports.FORMATS)}.", code="invalid_format")
-        content_type, suffix = exports.FORMATS[fmt]
-        response = StreamingHttpResponse(exports.STREAMS[fmt](batch), content_type=content_type)
-        response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}.{suffix}"'
-        return response
+            raise InvalidInput(f"format must be one of {list(exports.FORMATS)}.", code="invalid_format")
+        if not export_is_large(batch):
+            content_type, suffix = exports.FORMATS[fmt]
+            response = StreamingHttpResponse(exports.stream(batch, fmt), content_type=content_type)
+            response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}.{suffix}"'
+            return response
+        export = export_file_request(batch=batch, fmt=fmt)
+        body = _export_file(export, request)
+        if export.status == ExportStatus.READY:
+            return HttpResponseRedirect(body["download"], status=status.HTTP_303_SEE_OTHER)
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"], "Retry-After": "2"})
+
+
+class ExportFileDetail(APIView):
+    @extend_schema(
+        operation_id="batches_export_file",
+        parameters=[schema_inputs.BATCH_ID, schema_inputs.EXPORT_ID],
+        responses={200: schemas.ExportFileSerializer, **schemas.errors(404)},
+    )
+    def get(self, request: Request, batch_id: str, export_id: str) -> Response:
+        batch = batch_get(user=request.user, batch_id=batch_id)
+        return Response(_export_file(export_file_get(batch=batch, export_id=export_id), request))
+
+
+class ExportFileDownload(APIView):
+    @extend_schema(
+        operation_id="batches_export_download",
+        parameters=[schema_inputs.BATCH_ID, schema_inputs.EXPORT_ID],
+        responses=schemas.with_errors(schemas.export_file_responses(), 404, 409),
+    )
+    def get(self, request: Request, batch_id: str, export_id: str) -> HttpResponseBase:
+        export = export_file_get(batch=batch_get(user=request.user, batch_id=batch_id), export_id=export_id)
+        if export.status == ExportStatus.FAILED:
+            raise Conflict(f"The export failed: {export.error}", code="export_failed")
+        if export.status != ExportStatus.READY:
+            raise Conflict("The export is not built yet; poll its url.", code="export_not_ready")
+        content_type, suffix = exports.FORMATS[export.format]
+        filename = f"batch-{export.batch_id}.{suffix}"
+        url = default_storage.url(export.file)
+        if urlsplit(url).scheme in ("http", "https"):
+            # A storage that signs its URLs (GCS) serves the bytes itself.
+            return HttpResponseRedirect(url)
+        return FileResponse(
+            default_storage.open(export.file, "rb"), as_attachment=True, filename=filename, content_type=content_type
+        )
+
+
+def _export_file(export: ExportFile, request: Request) -> dict[str, Any]:
+    ids = {"batch_id": export.batch_id, "export_id": export.pk}
+    ready = export.status == ExportStatus.READY
+    return {
+        "id": str(export.pk),
+        "batch_id": str(export.batch_id),
+        "batch_version": export.batch_version,
+        "format": export.format,
+        "status": export.status,
+        "rows_total": export.rows_total,
+        "rows_written": export.rows_written,
+        "progress_percent": export.progress_percent,
+        "size_bytes": export.size if ready else None,
+        "error": export.error,
+        "created_at": export.created_at,
+        "finished_at": export.finished_at,
+        "url": reverse("v3:batch-export-file", kwargs=ids, request=request),
+        "download": reverse("v3:batch-export-download", kwargs=ids, request=request) if ready else None,
+    }
 
 
 class JobCollection(APIView):

@@ -5,6 +5,7 @@ import threading
 from collections.abc import Callable
 
 from batches.background import intake
+from batches.background.exports import build_exports
 from batches.engine.outcomes import drop_broken_connection
 
 log = logging.getLogger(__name__)
@@ -14,7 +15,7 @@ Step = Callable[[], bool]
 
 def steps() -> list[Step]:
     """The kinds of background work, in the order one pass runs them."""
-    return [intake.step]
+    return [intake.step, build_exports]
 
 
 def run_once() -> bool:

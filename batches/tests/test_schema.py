@@ -36,6 +36,7 @@ EXTRA_ERRORS = {
     "batches_cancel": {409},
     "batches_retry": {409},
     "batches_destroy": {409},
+    "batches_export_download": {409},
 }
 
 
@@ -112,7 +113,13 @@ def test_the_error_envelope(schema: dict[str, Any]) -> None:
 
 def test_downloads_document_the_media_types_the_views_send(schema: dict[str, Any]) -> None:
     export = by_id(schema, "batches_export")["responses"]["200"]["content"]
-    assert set(export) == {"text/csv", "application/x-ndjson", "chemical/x-mdl-sdfile", "application/zip"}
+    assert set(export) == {
+        "text/csv",
+        "application/x-ndjson",
+        "chemical/x-mdl-sdfile",
+        "application/zip",
+        "application/gzip",
+    }
     assert set(export) == {content_type for content_type, _ in exports.FORMATS.values()}
     for operation_id in ("jobs_structure", "jobs_download"):
         structure = by_id(schema, operation_id)["responses"]["200"]["content"]
