@@ -1,17 +1,19 @@
 """Reads. Every read of a batch goes through batch_get, which hides other users' batches."""
 
+import hashlib
+import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import F, FloatField, Q, QuerySet
-from django.db.models.fields.json import KT
-from django.db.models.functions import Cast
+from django.db.models import F, Q, QuerySet, Value
 from django.utils import timezone
 
-from batches.catalog import TYPED_COLUMNS, get_model
+from batches.catalog import get_model
 from batches.models import Batch, Job
+from batches.ranking import RowAfter, metric_value, rank_key
 from batches.states import BatchStatus, JobStatus
 from omtx_hub.errors import InvalidInput, NotFound
 
@@ -139,19 +141,59 @@ def batch_progress(batch: Batch) -> dict[str, Any]:
 
 
 def _metric_expression(name: str) -> Any:
-    if name in TYPED_COLUMNS:
-        return F(name)
-    return Cast(KT(f"result__{name}"), FloatField())
+    return metric_value(name)
 
 
-def results_list(
+@dataclass(frozen=True)
+class Ranking:
+    """A batch's jobs ranked best first: by `key` ascending (the metric, or its
+    negation for a descending sort; batches/ranking.py), NULLs last, ties by input
+    order. `fingerprint` names the batch and the whole query, for cursors."""
+
+    batch: Batch
+    jobs: QuerySet[Job]
+    statuses: list[str] | None
+    thresholded: bool
+    fingerprint: str
+
+    def ordered(self) -> QuerySet[Job]:
+        return self.jobs.order_by(F("rank_key").asc(nulls_last=True), "index")
+
+    def count(self) -> int:
+        """From the batch row's counters when no threshold narrows the statuses: O(1), where
+        counting a 100k batch's rows is a scan. They move in the transactions that move jobs."""
+        if self.thresholded:
+            return self.jobs.count()
+        if self.statuses is None:
+            return self.batch.n_total
+        return sum(getattr(self.batch, f"n_{status}") for status in self.statuses)
+
+    def after(self, position: tuple[float | None, int] | None, limit: int) -> list[Job]:
+        """Up to `limit` jobs following `position` (the last row's key and index; None:
+        from the top). Two index ranges: rows with the metric by (key, index), then the
+        rows without it by index. At most two queries, whatever the batch's size."""
+        if position is not None and position[0] is None:
+            return list(self._unranked().filter(index__gt=position[1])[:limit])
+        ranked = self.jobs.filter(Q(rank_key__isnull=False)).order_by("rank_key", "index")
+        if position is not None:
+            ranked = ranked.filter(RowAfter(F("rank_key"), F("index"), Value(position[0]), Value(position[1])))
+        rows = list(ranked[:limit])
+        if len(rows) < limit:
+            rows += list(self._unranked()[: limit - len(rows)])
+        return rows
+
+    def _unranked(self) -> QuerySet[Job]:
+        return self.jobs.filter(Q(rank_key__isnull=True)).order_by("index")
+
+
+def results_ranking(
     *,
     batch: Batch,
     sort: str | None = None,
     order: str | None = None,
     status: str | None = JobStatus.SUCCEEDED,
     thresholds: list[tuple[str, str, float]] | None = None,
-) -> QuerySet[Job]:
+) -> Ranking:
     """Jobs ranked best first by `sort` in the model's direction for that
     metric (`order` asc/desc overrides it); ties broken by input order."""
     spec = get_model(batch.model)
@@ -162,12 +204,30 @@ def results_list(
         raise InvalidInput("order must be asc or desc.", code="invalid_order")
     descending = order == "desc" if order else metric.direction == "higher"
     jobs = Job.objects.filter(batch=batch)
-    if status is not None and status != "all":
-        jobs = jobs.filter(status__in=_statuses(status, JobStatus.values))
+    statuses = None if status is None or status == "all" else _statuses(status, JobStatus.values)
+    if statuses == [JobStatus.SUCCEEDED]:
+        # The form the rank indexes' predicate is written in (one value, not a list).
+        jobs = jobs.filter(status=JobStatus.SUCCEEDED)
+    elif statuses is not None:
+        jobs = jobs.filter(status__in=statuses)
     for position, (name, op, value) in enumerate(thresholds or []):
         spec.output(name)
         alias = f"threshold_{position}"
         jobs = jobs.alias(**{alias: _metric_expression(name)}).filter(Q(**{f"{alias}__{op}": value}))
-    expression = _metric_expression(metric.name)
-    ranked = expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
-    return jobs.order_by(ranked, "index")
+    jobs = jobs.annotate(rank_key=rank_key(metric.name, descending=descending))
+    query = [str(batch.pk), metric.name, descending, sorted(statuses or ["all"]), sorted(thresholds or [])]
+    fingerprint = hashlib.sha256(json.dumps(query).encode()).hexdigest()[:16]
+    return Ranking(batch, jobs, statuses, bool(thresholds), fingerprint)
+
+
+def results_list(
+    *,
+    batch: Batch,
+    sort: str | None = None,
+    order: str | None = None,
+    status: str | None = JobStatus.SUCCEEDED,
+    thresholds: list[tuple[str, str, float]] | None = None,
+) -> QuerySet[Job]:
+    """The ranking as one ordered queryset (for OFFSET pages)."""
+    ranking = results_ranking(batch=batch, sort=sort, order=order, status=status, thresholds=thresholds)
+    return ranking.ordered()
