@@ -158,8 +158,10 @@ class Job(models.Model):
         # (job_list, exports, cascade deletes), so `batch` has no index of its own.
         indexes = [
             # jobs_transition within one batch (cancel, retry: `batch_id = … AND
-            # status = …`) and _claim_batch's in-flight reuse keys (status in held).
-            models.Index(fields=["batch", "status"], name="job_batch_status"),
+            # status = …`), _claim_batch's in-flight reuse keys (status in held),
+            # and in input order: job_list by status, and Ranking._unranked's rows
+            # of each status other than succeeded (`results?status=all`).
+            models.Index(fields=["batch", "status", "index"], name="job_batch_status"),
             # _claim_batch: a batch's ready jobs in input order. Partial, so it
             # stays as small as the queue however many jobs have finished.
             models.Index(fields=["batch", "index"], condition=Q(status=JobStatus.QUEUED), name="job_batch_queue"),

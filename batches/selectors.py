@@ -1,14 +1,16 @@
 """Reads. Every read of a batch goes through batch_get, which hides other users' batches."""
 
 import hashlib
+import heapq
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import F, Q, QuerySet, Value
+from django.db.models import Case, F, FloatField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from batches.catalog import get_model
@@ -146,44 +148,67 @@ def _metric_expression(name: str) -> Any:
 
 @dataclass(frozen=True)
 class Ranking:
-    """A batch's jobs ranked best first: by `key` ascending (the metric, or its
-    negation for a descending sort; batches/ranking.py), NULLs last, ties by input
-    order. `fingerprint` names the batch and the whole query, for cursors."""
+    """A batch's jobs ranked best first: succeeded jobs with the metric by `key`
+    ascending (the metric, or its negation for a descending sort; batches/ranking.py),
+    ties by input order; then every other row (no metric, or not succeeded: a failed
+    or retrying job's output is not a result) by input order. `fingerprint` names the
+    batch and the whole query, for cursors."""
 
     batch: Batch
     jobs: QuerySet[Job]
-    statuses: list[str] | None
+    key: Any
+    statuses: list[str]
     thresholded: bool
     fingerprint: str
 
     def ordered(self) -> QuerySet[Job]:
-        return self.jobs.order_by(F("rank_key").asc(nulls_last=True), "index")
+        """The whole ranking as one query, for OFFSET pages: served by the rank index
+        when only succeeded jobs are asked for, a sort of the batch's rows otherwise."""
+        if self.statuses == [JobStatus.SUCCEEDED]:
+            jobs = self._succeeded()
+        else:
+            key = Case(When(status=JobStatus.SUCCEEDED, then=self.key), output_field=FloatField())
+            jobs = self.jobs.annotate(rank_key=key)
+        return jobs.order_by(F("rank_key").asc(nulls_last=True), "index")
 
     def count(self) -> int:
         """From the batch row's counters when no threshold narrows the statuses: O(1), where
         counting a 100k batch's rows is a scan. They move in the transactions that move jobs."""
         if self.thresholded:
             return self.jobs.count()
-        if self.statuses is None:
-            return self.batch.n_total
         return sum(getattr(self.batch, f"n_{status}") for status in self.statuses)
 
     def after(self, position: tuple[float | None, int] | None, limit: int) -> list[Job]:
         """Up to `limit` jobs following `position` (the last row's key and index; None:
-        from the top). Two index ranges: rows with the metric by (key, index), then the
-        rows without it by index. At most two queries, whatever the batch's size."""
-        if position is not None and position[0] is None:
-            return list(self._unranked().filter(index__gt=position[1])[:limit])
-        ranked = self.jobs.filter(Q(rank_key__isnull=False)).order_by("rank_key", "index")
-        if position is not None:
-            ranked = ranked.filter(RowAfter(F("rank_key"), F("index"), Value(position[0]), Value(position[1])))
-        rows = list(ranked[:limit])
+        from the top). Each part is an index range: the ranked rows by (key, index),
+        then the others by index, one range per status, merged. At most one query per
+        status and one more, whatever the batch's size."""
+        rows: list[Job] = []
+        if position is None or position[0] is not None:
+            ranked = self._succeeded().filter(Q(rank_key__isnull=False)).order_by("rank_key", "index")
+            if position is not None:
+                ranked = ranked.filter(RowAfter(F("rank_key"), F("index"), Value(position[0]), Value(position[1])))
+            rows = list(ranked[:limit]) if JobStatus.SUCCEEDED in self.statuses else []
+            position = None
         if len(rows) < limit:
-            rows += list(self._unranked()[: limit - len(rows)])
+            rows += self._unranked(position[1] if position else -1, limit - len(rows))
         return rows
 
-    def _unranked(self) -> QuerySet[Job]:
-        return self.jobs.filter(Q(rank_key__isnull=True)).order_by("index")
+    def _succeeded(self) -> QuerySet[Job]:
+        return self.jobs.filter(status=JobStatus.SUCCEEDED).annotate(rank_key=self.key)
+
+    def _unranked(self, index: int, limit: int) -> list[Job]:
+        # Succeeded rows without the metric are ordered by their (NULL) key too: the
+        # planner then sees the rank index's own order instead of sorting them.
+        streams: list[QuerySet[Any]] = [
+            self.jobs.filter(status=status).annotate(rank_key=Value(None, output_field=FloatField())).order_by("index")
+            for status in self.statuses
+            if status != JobStatus.SUCCEEDED
+        ]
+        if JobStatus.SUCCEEDED in self.statuses:
+            streams.append(self._succeeded().filter(Q(rank_key__isnull=True)).order_by("rank_key", "index"))
+        pages = [list(stream.filter(index__gt=index)[:limit]) for stream in streams]
+        return list(islice(heapq.merge(*pages, key=lambda job: job.index), limit))
 
 
 def results_ranking(
@@ -204,20 +229,18 @@ def results_ranking(
         raise InvalidInput("order must be asc or desc.", code="invalid_order")
     descending = order == "desc" if order else metric.direction == "higher"
     jobs = Job.objects.filter(batch=batch)
-    statuses = None if status is None or status == "all" else _statuses(status, JobStatus.values)
-    if statuses == [JobStatus.SUCCEEDED]:
-        # The form the rank indexes' predicate is written in (one value, not a list).
-        jobs = jobs.filter(status=JobStatus.SUCCEEDED)
-    elif statuses is not None:
+    everything = status is None or status == "all"
+    statuses = list(JobStatus.values) if everything else _statuses(status or "", JobStatus.values)
+    if not everything:
         jobs = jobs.filter(status__in=statuses)
     for position, (name, op, value) in enumerate(thresholds or []):
         spec.output(name)
         alias = f"threshold_{position}"
         jobs = jobs.alias(**{alias: _metric_expression(name)}).filter(Q(**{f"{alias}__{op}": value}))
-    jobs = jobs.annotate(rank_key=rank_key(metric.name, descending=descending))
-    query = [str(batch.pk), metric.name, descending, sorted(statuses or ["all"]), sorted(thresholds or [])]
+    key = rank_key(metric.name, descending=descending)
+    query = [str(batch.pk), metric.name, descending, sorted(statuses), sorted(thresholds or [])]
     fingerprint = hashlib.sha256(json.dumps(query).encode()).hexdigest()[:16]
-    return Ranking(batch, jobs, statuses, bool(thresholds), fingerprint)
+    return Ranking(batch, jobs, key, statuses, bool(thresholds), fingerprint)
 
 
 def results_list(
