@@ -200,10 +200,11 @@ class Ranking:
     def _unranked(self, index: int, limit: int) -> list[Job]:
         # Succeeded rows without the metric are ordered by their (NULL) key too: the
         # planner then sees the rank index's own order instead of sorting them.
+        # A status the batch's counters say it has no job in is not asked for.
         streams: list[QuerySet[Any]] = [
             self.jobs.filter(status=status).annotate(rank_key=Value(None, output_field=FloatField())).order_by("index")
             for status in self.statuses
-            if status != JobStatus.SUCCEEDED
+            if status != JobStatus.SUCCEEDED and getattr(self.batch, f"n_{status}")
         ]
         if JobStatus.SUCCEEDED in self.statuses:
             streams.append(self._succeeded().filter(Q(rank_key__isnull=True)).order_by("rank_key", "index"))
