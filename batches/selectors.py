@@ -171,6 +171,13 @@ class Ranking:
             jobs = self.jobs.annotate(rank_key=key)
         return jobs.order_by(F("rank_key").asc(nulls_last=True), "index")
 
+    def at(self, offset: int, limit: int) -> list[Job]:
+        """The page at `offset`. From the top it is `after(None)`: index ranges whatever
+        the statuses, where `ordered` sorts the batch for any status but succeeded."""
+        if offset == 0:
+            return self.after(None, limit)
+        return list(self.ordered()[offset : offset + limit])
+
     def count(self) -> int:
         """From the batch row's counters when no threshold narrows the statuses: O(1), where
         counting a 100k batch's rows is a scan. They move in the transactions that move jobs."""

@@ -63,7 +63,7 @@ class ResultsPagination(Pagination):
         self.cursor = _cursor(request.query_params, ranking.fingerprint)
         if self.cursor is None:
             self.offset = self.get_offset(request)
-            jobs = list(ranking.ordered()[self.offset : self.offset + size])
+            jobs = ranking.at(self.offset, size)
             first = self.offset
         else:
             jobs = ranking.after((self.cursor.key, self.cursor.index), size)

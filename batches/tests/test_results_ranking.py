@@ -110,7 +110,7 @@ def _by_cursor(ranking: Ranking, limit: int) -> list[int]:
 def _by_offset(ranking: Ranking, limit: int) -> list[int]:
     seen: list[int] = []
     while True:
-        page = list(ranking.ordered()[len(seen) : len(seen) + limit])
+        page = ranking.at(len(seen), limit)
         seen += [job.index for job in page]
         if len(page) < limit:
             return seen
@@ -172,6 +172,7 @@ def test_cursor_and_offset_pages_walk_the_python_ranking(owner: User, model: str
                     case = (metric, descending, status, thresholds)
                     assert _by_cursor(ranking, 8) == want, case
                     assert _by_offset(ranking, 8) == want, case
+                    assert [job.index for job in ranking.ordered()] == want, case
                     assert ranking.count() == len(want), case
 
 
