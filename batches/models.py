@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from batches.catalog import get_model
+from batches.ranking import rank_indexes
 from batches.states import JOB_ACTIVE, JOB_TRANSITIONS, BatchStatus, FailureReason, JobStatus
 
 
@@ -157,7 +158,8 @@ class IntakeChunk(models.Model):
 
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="jobs")
+    # No index of its own: the unique (batch, index) leads with it.
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="jobs", db_index=False)
     # Denormalised from the batch so the fair-share claim query needs no join.
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
     priority = models.SmallIntegerField(default=0)
@@ -202,11 +204,18 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["batch", "index"]
+        # Each index names the query that uses it. Inserts write only the
+        # primary key, the unique (batch, index), job_batch_status and
+        # job_batch_queue: the others are partial on statuses a job reaches later.
+        # The unique (batch, index) serves the batch's jobs in input order
+        # (job_list, exports, cascade deletes), so `batch` has no index of its own.
         indexes = [
-            # Results filter one batch by status. (Input order is served by the
-            # unique (batch, index) constraint's own index.)
-            models.Index(fields=["batch", "status"], name="job_batch_status"),
-            # claim_jobs: a batch's ready jobs in input order. Partial, so it
+            # jobs_transition within one batch (cancel, retry: `batch_id = … AND
+            # status = …`), _claim_batch's in-flight reuse keys (status in held),
+            # and in input order: job_list by status, and Ranking._unranked's rows
+            # of each status other than succeeded (`results?status=all`).
+            models.Index(fields=["batch", "status", "index"], name="job_batch_status"),
+            # _claim_batch: a batch's ready jobs in input order. Partial, so it
             # stays as small as the queue however many jobs have finished.
             models.Index(fields=["batch", "index"], condition=Q(status=JobStatus.QUEUED), name="job_batch_queue"),
             # jobs_reap: dispatched/running jobs whose lease ran out.
@@ -215,18 +224,18 @@ class Job(models.Model):
                 condition=Q(status__in=[JobStatus.DISPATCHED, JobStatus.RUNNING]),
                 name="job_active_lease",
             ),
-            # jobs_renew (the heartbeat): the jobs a dispatcher holds, by claim token.
+            # jobs_renew (the heartbeat), claim_jobs' read-back and the reaper's
+            # adoption: the jobs a dispatcher holds, by claim token.
             models.Index(
                 fields=["claim_token"],
                 condition=Q(status__in=[JobStatus.DISPATCHED, JobStatus.RUNNING]),
                 name="job_held_token",
             ),
-            # reusable_results: an earlier success with the same reuse key.
+            # reusable_results and _one_per_molecule: an earlier success with the same reuse key.
             models.Index(fields=["reuse_key"], condition=Q(status=JobStatus.SUCCEEDED), name="job_reuse"),
-            # Ranking within a batch by the default metrics of each model.
-            models.Index(fields=["batch", "-qed"], name="job_rank_qed"),
-            models.Index(fields=["batch", "-affinity_probability_binary"], name="job_rank_prob"),
-            models.Index(fields=["batch", "affinity_pred_value"], name="job_rank_affinity"),
+            # results_list (batches/ranking.py): per sortable metric and direction,
+            # `(batch, rank key, index) WHERE status = 'succeeded'`.
+            *rank_indexes(),
         ]
         constraints = [
             models.UniqueConstraint(fields=["batch", "index"], name="job_batch_index_unique"),

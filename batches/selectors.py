@@ -1,17 +1,21 @@
 """Reads. Every read of a batch goes through batch_get, which hides other users' batches."""
 
+import hashlib
+import heapq
+import json
+from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import F, FloatField, Q, QuerySet
-from django.db.models.fields.json import KT
-from django.db.models.functions import Cast
+from django.db.models import Case, F, FloatField, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from batches.catalog import TYPED_COLUMNS, get_model
+from batches.catalog import get_model
 from batches.models import Batch, Job
+from batches.ranking import RowAfter, metric_value, rank_key
 from batches.states import BatchStatus, JobStatus
 from omtx_hub.errors import InvalidInput, NotFound
 
@@ -139,19 +143,90 @@ def batch_progress(batch: Batch) -> dict[str, Any]:
 
 
 def _metric_expression(name: str) -> Any:
-    if name in TYPED_COLUMNS:
-        return F(name)
-    return Cast(KT(f"result__{name}"), FloatField())
+    return metric_value(name)
 
 
-def results_list(
+@dataclass(frozen=True)
+class Ranking:
+    """A batch's jobs ranked best first: succeeded jobs with the metric by `key`
+    ascending (the metric, or its negation for a descending sort; batches/ranking.py),
+    ties by input order; then every other row (no metric, or not succeeded: a failed
+    or retrying job's output is not a result) by input order. `fingerprint` names the
+    batch and the whole query, for cursors."""
+
+    batch: Batch
+    jobs: QuerySet[Job]
+    key: Any
+    statuses: list[str]
+    thresholded: bool
+    fingerprint: str
+
+    def ordered(self) -> QuerySet[Job]:
+        """The whole ranking as one query, for OFFSET pages: served by the rank index
+        when only succeeded jobs are asked for, a sort of the batch's rows otherwise."""
+        if self.statuses == [JobStatus.SUCCEEDED]:
+            jobs = self._succeeded()
+        else:
+            key = Case(When(status=JobStatus.SUCCEEDED, then=self.key), output_field=FloatField())
+            jobs = self.jobs.annotate(rank_key=key)
+        return jobs.order_by(F("rank_key").asc(nulls_last=True), "index")
+
+    def at(self, offset: int, limit: int) -> list[Job]:
+        """The page at `offset`. From the top it is `after(None)`: index ranges whatever
+        the statuses, where `ordered` sorts the batch for any status but succeeded."""
+        if offset == 0:
+            return self.after(None, limit)
+        return list(self.ordered()[offset : offset + limit])
+
+    def count(self) -> int:
+        """From the batch row's counters when no threshold narrows the statuses: O(1), where
+        counting a 100k batch's rows is a scan. They move in the transactions that move jobs."""
+        if self.thresholded:
+            return self.jobs.count()
+        return sum(getattr(self.batch, f"n_{status}") for status in self.statuses)
+
+    def after(self, position: tuple[float | None, int] | None, limit: int) -> list[Job]:
+        """Up to `limit` jobs following `position` (the last row's key and index; None:
+        from the top). Each part is an index range: the ranked rows by (key, index),
+        then the others by index, one range per status, merged. At most one query per
+        status and one more, whatever the batch's size."""
+        rows: list[Job] = []
+        if position is None or position[0] is not None:
+            ranked = self._succeeded().filter(Q(rank_key__isnull=False)).order_by("rank_key", "index")
+            if position is not None:
+                ranked = ranked.filter(RowAfter(F("rank_key"), F("index"), Value(position[0]), Value(position[1])))
+            rows = list(ranked[:limit]) if JobStatus.SUCCEEDED in self.statuses else []
+            position = None
+        if len(rows) < limit:
+            rows += self._unranked(position[1] if position else -1, limit - len(rows))
+        return rows
+
+    def _succeeded(self) -> QuerySet[Job]:
+        return self.jobs.filter(status=JobStatus.SUCCEEDED).annotate(rank_key=self.key)
+
+    def _unranked(self, index: int, limit: int) -> list[Job]:
+        # Succeeded rows without the metric are ordered by their (NULL) key too: the
+        # planner then sees the rank index's own order instead of sorting them.
+        # A status the batch's counters say it has no job in is not asked for.
+        streams: list[QuerySet[Any]] = [
+            self.jobs.filter(status=status).annotate(rank_key=Value(None, output_field=FloatField())).order_by("index")
+            for status in self.statuses
+            if status != JobStatus.SUCCEEDED and getattr(self.batch, f"n_{status}")
+        ]
+        if JobStatus.SUCCEEDED in self.statuses:
+            streams.append(self._succeeded().filter(Q(rank_key__isnull=True)).order_by("rank_key", "index"))
+        pages = [list(stream.filter(index__gt=index)[:limit]) for stream in streams]
+        return list(islice(heapq.merge(*pages, key=lambda job: job.index), limit))
+
+
+def results_ranking(
     *,
     batch: Batch,
     sort: str | None = None,
     order: str | None = None,
     status: str | None = JobStatus.SUCCEEDED,
     thresholds: list[tuple[str, str, float]] | None = None,
-) -> QuerySet[Job]:
+) -> Ranking:
     """Jobs ranked best first by `sort` in the model's direction for that
     metric (`order` asc/desc overrides it); ties broken by input order."""
     spec = get_model(batch.model)
@@ -162,12 +237,28 @@ def results_list(
         raise InvalidInput("order must be asc or desc.", code="invalid_order")
     descending = order == "desc" if order else metric.direction == "higher"
     jobs = Job.objects.filter(batch=batch)
-    if status is not None and status != "all":
-        jobs = jobs.filter(status__in=_statuses(status, JobStatus.values))
+    everything = status is None or status == "all"
+    statuses = list(JobStatus.values) if everything else _statuses(status or "", JobStatus.values)
+    if not everything:
+        jobs = jobs.filter(status__in=statuses)
     for position, (name, op, value) in enumerate(thresholds or []):
         spec.output(name)
         alias = f"threshold_{position}"
         jobs = jobs.alias(**{alias: _metric_expression(name)}).filter(Q(**{f"{alias}__{op}": value}))
-    expression = _metric_expression(metric.name)
-    ranked = expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
-    return jobs.order_by(ranked, "index")
+    key = rank_key(metric.name, descending=descending)
+    query = [str(batch.pk), metric.name, descending, sorted(statuses), sorted(thresholds or [])]
+    fingerprint = hashlib.sha256(json.dumps(query).encode()).hexdigest()[:16]
+    return Ranking(batch, jobs, key, statuses, bool(thresholds), fingerprint)
+
+
+def results_list(
+    *,
+    batch: Batch,
+    sort: str | None = None,
+    order: str | None = None,
+    status: str | None = JobStatus.SUCCEEDED,
+    thresholds: list[tuple[str, str, float]] | None = None,
+) -> QuerySet[Job]:
+    """The ranking as one ordered queryset (for OFFSET pages)."""
+    ranking = results_ranking(batch=batch, sort=sort, order=order, status=status, thresholds=thresholds)
+    return ranking.ordered()

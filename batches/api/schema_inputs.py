@@ -108,6 +108,12 @@ RESULTS_PARAMETERS = [
     ),
     *threshold_parameters(),
     *PAGE,
+    OpenApiParameter(
+        "cursor",
+        {"type": "string", "maxLength": 1000},
+        description="A page's `next_cursor`: the page after it, under the same sort, order, status and "
+        "filters (another query's cursor: 400). Instead of `offset`.",
+    ),
 ]
 JOB_LIST_PARAMETERS = [BATCH_ID, status_parameter(list(states.JobStatus.values), "Job statuses to keep."), *PAGE]
 EXPORT_PARAMETERS = [

@@ -377,6 +377,11 @@ class JobPageSerializer(_PageSerializer):
 
 
 class ResultsPageSerializer(_PageSerializer):
+    next_cursor = serializers.CharField(
+        allow_null=True,
+        help_text="Pass as `cursor` for the page after this one (as fast deep in the ranking as on top); "
+        "null on the last page. `next` uses it when this page was asked for by cursor.",
+    )
     results = RankedJobRowSerializer(many=True, help_text="Jobs, best first.")
     batch = BatchStatusSerializer(help_text="The batch's status, so a poller needs one request.")
     metrics = MetricFieldSerializer(many=True, help_text="The model's metrics, with units and direction.")

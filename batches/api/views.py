@@ -23,12 +23,12 @@ from batches.api.inputs import (
     SubmissionUploadSerializer,
     submission_from_request,
 )
-from batches.api.pagination import Pagination
+from batches.api.pagination import Pagination, ResultsPagination
 from batches.api.params import instant, thresholds
 from batches.catalog import MODELS
 from batches.export_files import export_file_get, export_file_request, export_is_large
 from batches.models import ExportFile, ExportStatus
-from batches.selectors import batch_get, batch_list, job_get, job_list, results_list
+from batches.selectors import batch_get, batch_list, job_get, job_list, results_ranking
 from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed
 from batches.services.submission import batch_create, batch_validate
 from batches.states import BatchStatus as BatchState
@@ -201,18 +201,16 @@ class BatchResults(APIView):
     def get(self, request: Request, batch_id: str) -> Response:
         batch = batch_get(user=request.user, batch_id=batch_id)
         params = request.query_params
-        jobs = results_list(
+        ranking = results_ranking(
             batch=batch,
             sort=params.get("sort"),
             order=params.get("order"),
             status=params.get("status", "succeeded"),
             thresholds=thresholds(params),
         )
-        paginator = Pagination()
-        page = paginator.paginate_queryset(jobs, request, view=self) or []
-        offset = paginator.offset or 0
-        rows = [rep.job_row(job, request, rank=offset + i + 1) for i, job in enumerate(page)]
-        response = paginator.get_paginated_response(rows)
+        paginator = ResultsPagination()
+        page = paginator.paginate_ranking(ranking, request)
+        response = paginator.get_paginated_response([rep.job_row(job, request, rank=rank) for rank, job in page])
         response.data.update({"batch": rep.batch_status(batch), "metrics": rep.metric_fields(batch.model)})
         return response
 

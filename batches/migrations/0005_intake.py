@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('batches', '0003_submission_policy'),
+        ('batches', '0004_job_rank_indexes'),
     ]
 
     operations = [
