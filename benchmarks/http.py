@@ -6,15 +6,19 @@ JSON view, under the production server, on PostgreSQL.
 Creates (and drops afterwards) a scratch database `omtx_bench_http` on that server, seeds it
 through the hub's own services (a user and API token, a 10,000-job batch, other users' active
 batches so the status carries a queue position and a hub-rate ETA), then starts gunicorn with
-the `web:` line of deploy/Procfile (same config module, same worker options; `--gunicorn-args`
-appends to it to try other layouts) in production mode. The only difference from production is
-the settings module, benchmarks/http_settings.py, whose URLconf adds `/bench/bare`.
+the `web:` line of deploy/Procfile (same config module, same worker options) in production
+mode. The only difference from production is the settings module, benchmarks/http_settings.py,
+whose URLconf adds the floors: `/bench/bare` (a Django JSON view) and `/bench/auth` (a DRF
+view behind the API's token authentication). `--layout ARGS`, repeated, starts one server per
+layout (ARGS appended to the Procfile's command) and measures them in the same rounds.
 
 A load generator in this process keeps 32 connections busy (keep-alive when the server allows
 it, reconnecting when it answers `Connection: close`) and runs the endpoints in rounds,
 interleaved, so every ratio compares numbers measured seconds apart. It shares the machine's
-cores with the server: the CPU it used is printed beside each line. Targets (issue 7): status
-≥ 0.5 × bare req/s, status p99 ≤ 50 ms at 32 connections.
+cores with the server: the CPU it used is printed beside each line, and the server's CPU per
+request (gunicorn's workers and their PostgreSQL backends, from /proc), which neighbours on a
+shared machine disturb far less than req/s. Targets (issue 7): status ≥ 0.5 × bare req/s,
+status p99 ≤ 50 ms at 32 connections.
 """
 
 import sys
@@ -303,6 +307,7 @@ def main() -> None:
             servers[layout or "Procfile"] = Server(start_server(url, port, layout, var_dir), admin, port)
         paths = {
             "bare": "/bench/bare",
+            "auth": "/bench/auth",
             "status": f"/api/v3/batches/{batch_id}/status",
             "list": "/api/v3/batches",
             "detail": f"/api/v3/batches/{batch_id}",
