@@ -23,8 +23,11 @@ def token_revoke(*, token: ApiToken) -> None:
 
 
 def token_authenticate(*, raw: str) -> ApiToken | None:
-    token = ApiToken.objects.select_related("user").filter(key_hash=hash_token(raw)).first()
-    if token is None or not token.is_active or not token.user.is_active:
+    try:
+        token = ApiToken.objects.select_related("user").get(key_hash=hash_token(raw))
+    except ApiToken.DoesNotExist:
+        return None
+    if not token.is_active or not token.user.is_active:
         return None
     # Writes at most once a minute per token, so authentication stays a read.
     now = timezone.now()

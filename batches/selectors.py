@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import Case, F, FloatField, Q, QuerySet, Value, When
 from django.utils import timezone
 
@@ -42,9 +42,17 @@ def _uuid(value: UUID | str) -> UUID | None:
 def batch_get(*, user: AnyUser, batch_id: UUID | str) -> Batch:
     # Someone else's batch, a missing one and a malformed id look the same: 404.
     pk = _uuid(batch_id)
-    batch = _visible(user).select_related("target", "owner").filter(pk=pk).first() if pk is not None else None
+    staff = getattr(user, "is_staff", False)
+    # One query, and no owner join for a user, who sees only their own batches: the owner
+    # is who asks. Unordered: `.first()` would sort, and a primary key needs no sort. The
+    # validation report lists every rejected ligand (up to the whole submission): a status
+    # poll never reads it, the detail and the export load it when they do.
+    batches = _visible(user).select_related("target", *(["owner"] if staff else [])).defer("validation_report")
+    batch = next(iter(batches.filter(pk=pk).order_by()[:1]), None) if pk is not None else None
     if batch is None:
         raise NotFound("No such batch.")
+    if not staff:
+        batch.owner = cast(User, user)
     return batch
 
 
@@ -58,7 +66,9 @@ def batch_list(
     created_before: datetime | None = None,
 ) -> QuerySet[Batch]:
     # Given but empty is not absent: `status=` and `model=` name no status and no model (400).
-    batches = _visible(user).select_related("owner")
+    # The brief representation: none of a batch's documents (the validation report alone
+    # can list 100,000 rejected ligands), and no owner, which a brief does not show.
+    batches = _visible(user).defer("validation_report", "manifest", "options")
     if status is not None:
         batches = batches.filter(status__in=_statuses(status, BatchStatus.values))
     if model is not None:

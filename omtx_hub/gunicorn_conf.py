@@ -7,6 +7,12 @@ fields past their limits, a malformed line. Its page is HTML; the API answers ev
 its one JSON envelope (docs/api.md, "Errors"), so gunicorn's page is the envelope too. gunicorn
 has no setting for that page: `gunicorn.util.write_error` is the one function that writes it,
 looked up on the module at each call, so replacing it here reaches every worker class.
+
+Workers are threaded (`gthread`): a thread answers while another waits on PostgreSQL, and a
+client's connection stays open between requests, where a sync worker closes it after each
+answer. Measured against sync workers in one run (docs/performance.md, "Status poll and
+serving layout"), with fewer processes (2 × 8 threads beat 3 × 4 and 4 × 2 on 2 cores).
+Each thread holds its own database connection: workers × threads per replica.
 """
 
 import json
@@ -15,6 +21,9 @@ import socket
 from http import HTTPStatus
 
 from gunicorn import util
+
+worker_class = "gthread"
+threads = 8
 
 
 def write_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
