@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -33,10 +34,11 @@ CDK2 = (
     "QLLQGLAFCHSHRVLHRDLKPQNLLINTEGAIKLADFGLARAFGVPVRTYTHEVVTLWYRAPEILLGCKYYSTAVDIWSLGCIFAEMVTRRALFPGDSEIDQLFRIFRTLG"
     "TPDEVVWPGVTSMPDYKPSFPKWARQDFSKVVPPLDEDGRSLLSQMLHYDPNKRISAKAALAHPFFQDVTKPVPHLRL"
 )
-# Chains bonded to each ChEMBL ligand's first atom (where that atom takes a carbon): 556
-# ligands × 195 chains are 100,000 distinct valid molecules of the real ones' kind.
+# Chains bonded to each ChEMBL ligand's first atom (where that atom takes a carbon): 15 heads
+# × 16 lengths × the file's distinct ligands are 100,000 distinct valid molecules of the real
+# ones' kind. (The file names some molecules twice, as tautomers: those are dropped first.)
 HEADS = ("", "O", "N", "F", "Cl", "S", "C(C)", "C(F)(F)", "C=C", "C#C", "NC(=O)", "OC(=O)", "C(=O)", "C(O)", "C(N)")
-PREFIXES = [head + "C" * n for head in HEADS for n in range(1, 14)]
+PREFIXES = [head + "C" * n for head in HEADS for n in range(1, 17)]
 
 
 def ligands(n: int) -> list[dict[str, str]]:
@@ -44,9 +46,12 @@ def ligands(n: int) -> list[dict[str, str]]:
 
     RDLogger.DisableLog("rdApp.*")
     lines = (REPO.parent / "shared" / "data" / "ligands" / "chembl2321810.smi").read_text().splitlines()
-    bases = [line.split()[0] for line in lines if line.strip() and not line.startswith(("#", "smiles"))]
-    bases = [b for b in bases if Chem.MolFromSmiles("C" + b) is not None]
-    pairs = ((p, b) for p in PREFIXES for b in bases)
+    bases: dict[str, str] = {}
+    for line in lines:
+        mol = Chem.MolFromSmiles("C" + line.split()[0]) if line.strip() and not line.startswith("#") else None
+        if mol is not None:
+            bases.setdefault(Chem.MolToInchiKey(mol)[:14], line.split()[0])
+    pairs = ((p, b) for b in bases.values() for p in PREFIXES)
     return [{"name": f"l{i}", "smiles": p + b} for i, (p, b) in zip(range(n), pairs, strict=False)]
 
 
@@ -85,11 +90,12 @@ def setup(url: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def web(url: str) -> subprocess.Popen[bytes]:
-    procfile = (REPO / "deploy" / "Procfile").read_text()
-    line = next(line for line in procfile.splitlines() if line.startswith("web:"))
-    command = line.removeprefix("web:").strip().replace("${PORT:-8000}", str(PORT))
-    return subprocess.Popen(command, shell=True, cwd=REPO, env=environment(url), start_new_session=True)
+def procfile(name: str, url: str, **env: str) -> subprocess.Popen[bytes]:
+    """One process of deploy/Procfile, as a platform would start it."""
+    lines = (REPO / "deploy" / "Procfile").read_text().splitlines()
+    command = next(line for line in lines if line.startswith(f"{name}:")).split(":", 1)[1].strip()
+    environ = {**environment(url), "PORT": str(PORT), **env}
+    return subprocess.Popen(["sh", "-c", command], cwd=REPO, env=environ, start_new_session=True)
 
 
 def workers(server: subprocess.Popen[bytes]) -> list[int]:
@@ -97,7 +103,7 @@ def workers(server: subprocess.Popen[bytes]) -> list[int]:
     session = subprocess.run(["pgrep", "-s", str(server.pid)], capture_output=True, text=True).stdout.split()
 
     def gunicorn(pid: int) -> bool:
-        return b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "gunicorn"
 
     def parent(pid: int) -> int:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -106,13 +112,21 @@ def workers(server: subprocess.Popen[bytes]) -> list[int]:
     return sorted(pid for pid in found if gunicorn(pid) and gunicorn(parent(pid)))
 
 
+def stop(*processes: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to each process group, as a supervisor stops them; then wait."""
+    for process in processes:
+        os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        process.wait(timeout=30)
+
+
 def memory_mb(pid: int) -> tuple[float, float]:
     """(resident, peak resident) in MB, from /proc."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-def request(method: str, path: str, token: str, body: object | None = None) -> tuple[int, dict[str, object]]:
+def request(method: str, path: str, token: str, body: object | None = None) -> tuple[int, dict[str, Any]]:
     connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=120)
     payload = json.dumps(body).encode() if body is not None else None
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -185,23 +199,18 @@ def main() -> None:
         admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
         admin.execute(f"CREATE DATABASE {SCRATCH}")
     token = setup(url)
-    server = web(url)
-    worker = subprocess.Popen(
-        [sys.executable, "manage.py", "background"],
-        cwd=REPO,
-        env=environment(url),
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-    )
+    server = procfile("web", url)
+    worker = procfile("background", url)
     try:
         wait_for_server(token)
+        # Warm: each worker has imported RDKit and answered a submission before the baseline.
+        for _ in range(6):
+            request("POST", "/api/v3/batches/", token, {"protein_sequence": CDK2, "ligands": ligands(600)[::100]})
         pids = workers(server)
         for size in map(int, args.sizes.split(",")):
             measure(size, token, pids)
     finally:
-        for process in (server, worker):
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
+        stop(server, worker)
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
 

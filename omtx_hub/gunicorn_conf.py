@@ -15,10 +15,14 @@ serving layout"), with fewer processes (2 × 8 threads beat 3 × 4 and 4 × 2 on
 Each thread holds its own database connection: workers × threads per replica.
 """
 
+import ctypes
+import gc
 import json
 import re
 import socket
+from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any
 
 from gunicorn import util
 
@@ -39,3 +43,25 @@ def write_error(sock: socket.socket, status_int: int, reason: str, mesg: str) ->
 
 
 util.write_error = write_error
+
+
+# A request body past this size (a 100,000-ligand submission is about 10 MB of JSON, tens
+# of MB as Python objects) leaves freed memory that glibc keeps in the worker's heap: the
+# worker would hold its peak for the rest of its life. After such a request it goes back.
+TRIM_AFTER_BYTES = 1024 * 1024
+_malloc_trim: Callable[[int], int] | None
+try:
+    _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+except (OSError, AttributeError):  # not glibc: nothing to trim
+    _malloc_trim = None
+
+
+def post_request(worker: Any, req: Any, environ: dict[str, Any], resp: Any) -> None:
+    """gunicorn's hook after each request: return a large request's memory to the system."""
+    try:
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return
+    if size > TRIM_AFTER_BYTES and _malloc_trim is not None:
+        gc.collect()
+        _malloc_trim(0)
