@@ -34,11 +34,13 @@ CDK2 = (
     "QLLQGLAFCHSHRVLHRDLKPQNLLINTEGAIKLADFGLARAFGVPVRTYTHEVVTLWYRAPEILLGCKYYSTAVDIWSLGCIFAEMVTRRALFPGDSEIDQLFRIFRTLG"
     "TPDEVVWPGVTSMPDYKPSFPKWARQDFSKVVPPLDEDGRSLLSQMLHYDPNKRISAKAALAHPFFQDVTKPVPHLRL"
 )
-# Chains bonded to each ChEMBL ligand's first atom (where that atom takes a carbon): 15 heads
-# × 16 lengths × the file's distinct ligands are 100,000 distinct valid molecules of the real
-# ones' kind. (The file names some molecules twice, as tautomers: those are dropped first.)
+# Chains bonded through a sulfonyl to each ChEMBL ligand's first atom: 15 heads × 16 lengths ×
+# the file's distinct ligands are 100,000 distinct valid molecules of the real ones' kind. The
+# sulfonyl keeps them distinct (without it, a chain one carbon longer on a ligand one carbon
+# shorter is the same molecule), and ligands the file names twice, as tautomers, go first.
 HEADS = ("", "O", "N", "F", "Cl", "S", "C(C)", "C(F)(F)", "C=C", "C#C", "NC(=O)", "OC(=O)", "C(=O)", "C(O)", "C(N)")
-PREFIXES = [head + "C" * n for head in HEADS for n in range(1, 17)]
+LINK = "S(=O)(=O)"
+PREFIXES = [head + "C" * n + LINK for head in HEADS for n in range(1, 17)]
 
 
 def ligands(n: int) -> list[dict[str, str]]:
@@ -48,7 +50,7 @@ def ligands(n: int) -> list[dict[str, str]]:
     lines = (REPO.parent / "shared" / "data" / "ligands" / "chembl2321810.smi").read_text().splitlines()
     bases: dict[str, str] = {}
     for line in lines:
-        mol = Chem.MolFromSmiles("C" + line.split()[0]) if line.strip() and not line.startswith("#") else None
+        mol = Chem.MolFromSmiles("C" + LINK + line.split()[0]) if line.strip() and not line.startswith("#") else None
         if mol is not None:
             bases.setdefault(Chem.MolToInchiKey(mol)[:14], line.split()[0])
     pairs = ((p, b) for b in bases.values() for p in PREFIXES)

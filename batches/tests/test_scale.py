@@ -50,8 +50,8 @@ def test_a_100k_ligand_submission_is_accepted_validated_and_forgotten(owner: Use
     assert batch.status == "queued", batch.validation_report.get("error")
     assert batch.ligands_submitted == LIGANDS
     assert batch.n_total + batch.ligands_rejected == LIGANDS
-    assert Job.objects.filter(batch=batch).count() == batch.n_total == batch.n_queued > 0.9 * LIGANDS
-    # The generated library repeats a few molecules (homologous chains on homologous ligands).
+    assert Job.objects.filter(batch=batch).count() == batch.n_total == batch.n_queued > 0.99 * LIGANDS
+    # Should the generated library repeat a molecule after all, that is the only refusal.
     assert {r["code"] for r in batch.validation_report["rejected_ligands"]} <= {"duplicate"}
     grown = {pid: round(after[pid] - baseline[pid]) for pid in workers}
     assert max(grown.values()) <= MEMORY_SLACK_MB, grown
