@@ -75,6 +75,8 @@ def setup_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omtx_hub.settings")
     os.environ.setdefault("OMTX_VAR_DIR", tempfile.mkdtemp(prefix="omtx-bench-"))
+    # As deployed: with DEBUG on, Django keeps and formats every query.
+    os.environ.setdefault("DEBUG", "false")
     import django
 
     django.setup()
@@ -134,6 +136,9 @@ class Counts:
     def __init__(self) -> None:
         self.statements = 0
         self.transactions = 0
+        # A statement ran in the current atomic block: its commit is a transaction
+        # (an atomic block that ran none commits nothing on the server).
+        self.open = False
 
     def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
         if many:
@@ -141,7 +146,9 @@ class Counts:
             self.statements += len(params)
         else:
             self.statements += 1
-        if not context["connection"].in_atomic_block:
+        if context["connection"].in_atomic_block:
+            self.open = True
+        else:
             self.transactions += 1  # autocommit: the statement is its own transaction
         return execute(sql, params, many, context)
 
@@ -153,7 +160,8 @@ def counting(counts: Counts) -> Iterator[None]:
     commit = connection.commit
 
     def counted_commit() -> None:
-        counts.transactions += 1
+        counts.transactions += counts.open
+        counts.open = False
         commit()
 
     connection.commit = counted_commit  # type: ignore[method-assign]
@@ -349,8 +357,19 @@ def overhead(url: str, jobs: int, workers: int) -> bool:
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start_cpu, start = time.process_time(), time.perf_counter()
     dispatcher = Dispatcher(executors={"local": LocalExecutor(workers)})
+    passes = 0
+    run_once = dispatcher.run_once
+
+    def counted_pass() -> int:
+        nonlocal passes
+        passes += 1
+        return run_once()
+
+    dispatcher.run_once = counted_pass  # type: ignore[method-assign]
+    counts = Counts()
     # As `manage.py dispatch --until-idle` runs it: heartbeat thread, idle interval 0.5 s.
-    serve(dispatcher, stop=threading.Event(), interval=0.5, until_idle=True)
+    with counting(counts):
+        serve(dispatcher, stop=threading.Event(), interval=0.5, until_idle=True)
     seconds = time.perf_counter() - start
     sampler.stop()
     main_cpu = time.process_time() - start_cpu - sampler.own_cpu
@@ -364,7 +383,8 @@ def overhead(url: str, jobs: int, workers: int) -> bool:
     share = (main_cpu + backends_cpu) / worker_cpu
     print(
         f"  {jobs} ligand-profile jobs, {workers} local workers: {seconds:.1f} s wall, {jobs / seconds:.0f} jobs/s,"
-        f" {batch.n_failed} failed"
+        f" {batch.n_failed} failed; {passes} passes, {counts.statements / jobs:.2f} statements"
+        f" and {counts.transactions / jobs:.2f} transactions per job"
     )
     print(
         f"  CPU s: dispatcher process {main_cpu:.2f} + its PostgreSQL backends ({len(sampler.cpu)})"

@@ -14,6 +14,8 @@ run at once; they share nothing but the database:
 """
 
 import logging
+import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -46,6 +48,8 @@ from batches.services.ingest import Delivery, deliveries_apply, failure_outcomes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+STOP_CHECK_SECONDS = 0.5
+FED_WAIT_SECONDS = 2.0
 
 
 def equal_weights(owner_ids: Iterable[int]) -> dict[int, float]:
@@ -97,6 +101,22 @@ class Dispatcher:
         claimed: list[Job] = self._step("claim", self.claim, [])
         self._step("submit", lambda: self.submit(claimed), None)
         return moved + len(claimed) + self._step("poll", self.poll, 0)
+
+    def wait(self, timeout: float, *, stop: threading.Event, moved: int = 0) -> None:
+        """Between passes. The local pool keeps its workers fed from its own
+        queue, so while it has work the dispatcher sleeps until it is hungry,
+        up to FED_WAIT_SECONDS (the pace of reaping and of noticing a cancel),
+        even after a pass that `moved` jobs: its bookkeeping then runs once per
+        many chunks, not once per chunk. Otherwise the next pass runs at once
+        after a pass that moved jobs, else after `timeout` or on `stop`."""
+        pool = self.executors.get("local")
+        if isinstance(pool, LocalExecutor) and pool.workers and pool.has_work:
+            deadline = time.monotonic() + max(timeout, FED_WAIT_SECONDS)
+            while not stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
+                if pool.wait(min(remaining, STOP_CHECK_SECONDS)):
+                    return
+        elif not moved:
+            stop.wait(timeout)
 
     # -- heartbeat -----------------------------------------------------------
 
