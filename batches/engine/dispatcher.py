@@ -110,7 +110,9 @@ class Dispatcher:
         many chunks, not once per chunk. Otherwise the next pass runs at once
         after a pass that moved jobs, else after `timeout` or on `stop`."""
         pool = self.executors.get("local")
-        if isinstance(pool, LocalExecutor) and pool.workers and pool.has_work:
+        # A pass that moved nothing while the pool was hungry failed to take
+        # its results (the database is away): pause, do not spin.
+        if isinstance(pool, LocalExecutor) and pool.workers and pool.has_work and (moved or not pool.hungry):
             deadline = time.monotonic() + max(timeout, FED_WAIT_SECONDS)
             while not stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
                 if pool.wait(min(remaining, STOP_CHECK_SECONDS)):

@@ -128,7 +128,7 @@ class LocalExecutor:
         once, not at the dispatcher's next pass: the dispatcher's bookkeeping
         runs once per many chunks, not once per chunk."""
         deadline = time.monotonic() + timeout
-        while not self._hungry():
+        while not self.hungry:
             remaining = deadline - time.monotonic()
             busy = [slot.worker.connection for slot in self._slots if slot.call_id and slot.worker]
             if remaining <= 0 or not busy:
@@ -138,7 +138,8 @@ class LocalExecutor:
                 self._tick()
         return True
 
-    def _hungry(self) -> bool:
+    @property
+    def hungry(self) -> bool:
         done = bool(self._inline) or any(call.done for call in self._calls.values())
         return done and len(self._queue) < self.workers
 
