@@ -16,7 +16,6 @@ run at once; they share nothing but the database:
 import logging
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -24,13 +23,14 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from django.conf import settings
-from django.db import Error as DatabaseError
 
 from batches.catalog import BOLTZ2, MODELS, get_model
+from batches.engine import steps
 from batches.engine.fairness import claim_plan
+from batches.engine.holdings import Call, Holdings
 from batches.engine.local import LocalExecutor
 from batches.engine.modal_executor import ModalExecutor, modal_problem
-from batches.engine.outcomes import call_outcomes, drop_broken_connection, reuse_delivery
+from batches.engine.outcomes import call_outcomes, reuse_delivery
 from batches.engine.types import ChunkRequest, Executor, ExecutorUnavailable, JobInput, JobOutcome
 from batches.models import Job
 from batches.queue import call_in_flight, dispatch_queue, reusable_results
@@ -48,19 +48,12 @@ from batches.services.ingest import Delivery, deliveries_apply, failure_outcomes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-DB_ATTEMPTS = 3
+STOP_CHECK_SECONDS = 0.5
+FED_WAIT_SECONDS = 2.0
 
 
 def equal_weights(owner_ids: Iterable[int]) -> dict[int, float]:
     return dict.fromkeys(owner_ids, 1.0)
-
-
-@dataclass
-class Call:
-    call_id: str
-    executor: Executor
-    hold: Hold
-    seen_running: bool = False
 
 
 @dataclass
@@ -71,14 +64,8 @@ class Dispatcher:
     capacity: int = field(default_factory=lambda: settings.OMTX_DISPATCHER_CAPACITY)
     lease_seconds: int = field(default_factory=lambda: settings.OMTX_LEASE_SECONDS)
     weights: Callable[[Iterable[int]], dict[int, float]] = equal_weights
-    calls: dict[str, Call] = field(default_factory=dict)
     stats: Counter[str] = field(default_factory=Counter)
-    # Outcomes polled but not yet stored (the database failed): kept for the next pass.
-    backlog: list[Delivery] = field(default_factory=list)
-    # Claims (and reaps) under way, by token, with the jobs claimed but not
-    # yet in a call: the heartbeat renews those jobs too.
-    _pending: dict[str, list[Hold]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    holdings: Holdings = field(default_factory=Holdings)
 
     @classmethod
     def from_settings(cls, *, workers: int | None = None) -> "Dispatcher":
@@ -91,24 +78,22 @@ class Dispatcher:
         return cls(executors=executors)
 
     @property
+    def calls(self) -> dict[str, Call]:
+        return self.holdings.calls
+
+    @property
+    def backlog(self) -> list[Delivery]:
+        return self.holdings.backlog
+
+    @property
     def in_flight(self) -> int:
-        return sum(len(call.hold.job_ids) for call in self.calls.values())
+        return self.holdings.in_flight
 
     def held(self) -> list[Hold]:
-        """The jobs this dispatcher holds: in calls, claimed and not yet
-        submitted, or finished with outcomes not yet stored (kept leased, so a
-        database outage shorter than the retries loses nothing)."""
-        with self._lock:
-            holds = [call.hold for call in self.calls.values()]
-            holds += [hold for pending in self._pending.values() for hold in pending]
-            holds += [Hold(d.batch_id, d.token, (d.outcome.job_id,)) for d in list(self.backlog)]
-        return holds
+        return self.holdings.held()
 
     def held_tokens(self) -> set[str]:
-        """Tokens of held jobs and of claims under way: never the reaper's prey."""
-        with self._lock:
-            pending = set(self._pending)
-        return {hold.token for hold in self.held()} | pending
+        return self.holdings.held_tokens()
 
     def run_once(self) -> int:
         """One pass of every step; returns how many jobs changed hands."""
@@ -116,6 +101,24 @@ class Dispatcher:
         claimed: list[Job] = self._step("claim", self.claim, [])
         self._step("submit", lambda: self.submit(claimed), None)
         return moved + len(claimed) + self._step("poll", self.poll, 0)
+
+    def wait(self, timeout: float, *, stop: threading.Event, moved: int = 0) -> None:
+        """Between passes. The local pool keeps its workers fed from its own
+        queue, so while it has work the dispatcher sleeps until it is hungry,
+        up to FED_WAIT_SECONDS (the pace of reaping and of noticing a cancel),
+        even after a pass that `moved` jobs: its bookkeeping then runs once per
+        many chunks, not once per chunk. Otherwise the next pass runs at once
+        after a pass that moved jobs, else after `timeout` or on `stop`."""
+        pool = self.executors.get("local")
+        # A pass that moved nothing while the pool was hungry failed to take
+        # its results (the database is away): pause, do not spin.
+        if isinstance(pool, LocalExecutor) and pool.workers and pool.has_work and (moved or not pool.hungry):
+            deadline = time.monotonic() + max(timeout, FED_WAIT_SECONDS)
+            while not stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
+                if pool.wait(min(remaining, STOP_CHECK_SECONDS)):
+                    return
+        elif not moved:
+            stop.wait(timeout)
 
     # -- heartbeat -----------------------------------------------------------
 
@@ -135,7 +138,7 @@ class Dispatcher:
             for name, spec in MODELS.items()
             if spec.executor in self.executors and self.executors[spec.executor].durable
         }
-        token = self._new_token()
+        token = self.holdings.new_token()
         try:
             reaped = self._retrying(
                 reap_expired,
@@ -145,11 +148,9 @@ class Dispatcher:
                 exclude_tokens=self.held_tokens() - {token},
             )
             for call_id, (model, hold) in reaped.adopted.items():
-                executor = self.executors[get_model(model).executor]
-                with self._lock:
-                    self.calls[call_id] = Call(call_id, executor, hold)
+                self.holdings.add_call(Call(call_id, self.executors[get_model(model).executor], hold))
         finally:
-            self._drop_token(token)
+            self.holdings.drop_token(token)
         self.stats["reaped"] += reaped.requeued + reaped.failed
         adopted = sum(len(hold.job_ids) for _, hold in reaped.adopted.values())
         self.stats["adopted"] += adopted
@@ -179,21 +180,20 @@ class Dispatcher:
         plan = claim_plan(free=free, batches=batches, held=held, weights=self.weights(held))
         if not plan:
             return [], set()
-        token = self._new_token()
+        token = self.holdings.new_token()
         try:
             jobs = self._retrying(claim_jobs, plan=plan, token=token, lease_seconds=self.lease_seconds)
         except BaseException:
             # Nothing, or jobs we will never submit, was claimed: let the
             # heartbeat forget the token so their lease runs out.
-            self._drop_token(token)
+            self.holdings.drop_token(token)
             raise
         delivered = Counter(job.batch_id for job in jobs)
         short = {batch_id for batch_id, wanted in plan if delivered[batch_id] < wanted}
         if not jobs:
-            self._drop_token(token)
+            self.holdings.drop_token(token)
             return [], short
-        with self._lock:
-            self._pending[token] = _holds(jobs, token)
+        self.holdings.claimed(token, jobs)
         return jobs, short
 
     # -- submit --------------------------------------------------------------
@@ -209,7 +209,7 @@ class Dispatcher:
             # Whatever was not sent (the step failed) is no longer renewed:
             # its lease runs out and the reaper queues it again.
             for token in {job.claim_token for job in jobs}:
-                self._drop_token(token)
+                self.holdings.drop_token(token)
         self._flush()
 
     def _send(self, jobs: list[Job]) -> None:
@@ -250,8 +250,7 @@ class Dispatcher:
             message = f"could not submit to the {spec.executor} executor: {exc}"
             self._deliver(hold, failure_outcomes(list(hold.job_ids), reason="executor_error", message=message))
             return
-        with self._lock:
-            self.calls[call_id] = Call(call_id, executor, hold)
+        self.holdings.add_call(Call(call_id, executor, hold))
         recorded[call_id] = hold
 
     # -- poll and ingest -----------------------------------------------------
@@ -288,8 +287,7 @@ class Dispatcher:
             if result.state == "running" and not call.seen_running:
                 started.append(call)
             return 0
-        with self._lock:
-            del self.calls[call_id]
+        self.holdings.drop_call(call_id)
         self._deliver(call.hold, call_outcomes(call.hold, result))
         return len(call.hold.job_ids)
 
@@ -299,7 +297,7 @@ class Dispatcher:
             call.seen_running = True
 
     def _deliver(self, hold: Hold, outcomes: list[JobOutcome]) -> None:
-        self.backlog += [Delivery(hold.batch_id, hold.token, outcome) for outcome in outcomes]
+        self.holdings.backlog += [Delivery(hold.batch_id, hold.token, outcome) for outcome in outcomes]
 
     def _flush(self) -> None:
         """Store the backlog, one batch at a time; what fails stays for the next
@@ -323,15 +321,14 @@ class Dispatcher:
             self.stats["refused"] += report.refused
             if report.refused:
                 log.info("refused %d outcomes of batch %s: jobs no longer held", report.refused, batch_id)
-        self.backlog = kept
+        self.holdings.backlog = kept
 
     def _lost(self, call_id: str, call: Call) -> None:
         """None of the call's jobs is ours any more. Cancel the work, unless a
         durable call was adopted by another dispatcher (our lease lapsed):
         then it is theirs to poll, and cancelling it would waste it."""
         if call.executor.durable and call_in_flight(call_id):
-            with self._lock:
-                del self.calls[call_id]
+            self.holdings.drop_call(call_id)
             self.stats["calls_handed_over"] += 1
             return
         self._cancel(call_id, call)
@@ -341,8 +338,7 @@ class Dispatcher:
             call.executor.cancel(call_id)
         except Exception as exc:  # the jobs are already cancelled; a failed cancel wastes compute only
             log.warning("cancel of %s failed: %r", call_id, exc)
-        with self._lock:
-            del self.calls[call_id]
+        self.holdings.drop_call(call_id)
         self.stats["calls_cancelled"] += 1
 
     # -- stop ----------------------------------------------------------------
@@ -358,8 +354,7 @@ class Dispatcher:
             (durable if call.executor.durable else local).append(call.hold)
             if not call.executor.durable:
                 self._cancel(call_id, call)
-        with self._lock:
-            self.calls.clear()
+        self.holdings.drop_calls()
         if durable:
             self._retrying(renew_leases, holds=durable, lease_seconds=0)
         return self._retrying(release_jobs, holds=local) if local else 0
@@ -373,43 +368,8 @@ class Dispatcher:
 
     # -- plumbing ------------------------------------------------------------
 
-    def _new_token(self) -> str:
-        token = uuid.uuid4().hex
-        with self._lock:
-            self._pending[token] = []
-        return token
-
-    def _drop_token(self, token: str) -> None:
-        with self._lock:
-            self._pending.pop(token, None)
-
     def _retrying(self, fn: Callable[..., T], **kwargs: Any) -> T:
-        """Run a database step, again after a deadlock, a serialization
-        failure or a lost connection (each attempt is its own transaction)."""
-        for attempt in range(DB_ATTEMPTS):
-            try:
-                return fn(**kwargs)
-            except DatabaseError as exc:
-                self.stats["db_errors"] += 1
-                if attempt == DB_ATTEMPTS - 1:
-                    raise
-                log.warning("%s failed (attempt %d), retrying: %r", fn.__name__, attempt + 1, exc)
-                drop_broken_connection()
-                time.sleep(0.05 * 2**attempt)
-        raise AssertionError("unreachable")
+        return steps.retrying(self.stats, fn, **kwargs)
 
     def _step(self, name: str, fn: Callable[[], T], default: T) -> T:
-        try:
-            return fn()
-        except Exception:
-            log.exception("dispatcher step %s failed; continuing", name)
-            self.stats[f"{name}_failed"] += 1
-            drop_broken_connection()
-            return default
-
-
-def _holds(jobs: list[Job], token: str) -> list[Hold]:
-    by_batch: dict[UUID, list[str]] = defaultdict(list)
-    for job in jobs:
-        by_batch[job.batch_id].append(str(job.pk))
-    return [Hold(batch_id, token, tuple(ids)) for batch_id, ids in by_batch.items()]
+        return steps.step(self.stats, name, fn, default)

@@ -9,6 +9,7 @@ thread to coordinate with; poll only reads pipes that are already readable.
 """
 
 import multiprocessing
+import multiprocessing.connection
 import time
 import uuid
 from collections import deque
@@ -102,6 +103,11 @@ class LocalExecutor:
         self._tick()
         return call_id
 
+    @property
+    def has_work(self) -> bool:
+        """Chunks running or queued in the pool."""
+        return bool(self._calls)
+
     def poll(self, call_id: str) -> PollResult:
         if call_id in self._inline:
             return self._inline.pop(call_id)
@@ -113,6 +119,29 @@ class LocalExecutor:
             del self._calls[call_id]
             return call.result()
         return PollResult("running" if call.started else "pending")
+
+    def wait(self, timeout: float) -> bool:
+        """Block until the pool is hungry (True), or `timeout` seconds: hungry
+        when a call is done and fewer chunks wait than there are workers, so
+        the dispatcher must store results and send work before a worker idles.
+        Meanwhile a worker that finishes its chunk gets the next queued one at
+        once, not at the dispatcher's next pass: the dispatcher's bookkeeping
+        runs once per many chunks, not once per chunk."""
+        deadline = time.monotonic() + timeout
+        while not self.hungry:
+            remaining = deadline - time.monotonic()
+            busy = [slot.worker.connection for slot in self._slots if slot.call_id and slot.worker]
+            if remaining <= 0 or not busy:
+                time.sleep(max(remaining, 0))
+                return False
+            if multiprocessing.connection.wait(busy, timeout=remaining):
+                self._tick()
+        return True
+
+    @property
+    def hungry(self) -> bool:
+        done = bool(self._inline) or any(call.done for call in self._calls.values())
+        return done and len(self._queue) < self.workers
 
     def cancel(self, call_id: str) -> None:
         self._inline.pop(call_id, None)

@@ -111,6 +111,12 @@ class Worker:
         # Only the worker may hold its end, so ours reads EOF when it dies.
         child_conn.close()
 
+    @property
+    def connection(self) -> Connection:
+        """The executor's end of the pipe, to wait on: readable when the
+        worker reports, or at EOF when it died."""
+        return self._conn
+
     def alive(self) -> bool:
         return self.process.is_alive()
 

@@ -28,8 +28,7 @@ def serve(dispatcher: Dispatcher, *, stop: threading.Event, interval: float, unt
             except Exception:
                 log.exception("dispatcher pass failed; next pass in %.1f s", interval)
                 moved = 0
-            if not moved:
-                stop.wait(interval)
+            dispatcher.wait(interval, stop=stop, moved=moved)
     finally:
         heartbeat.stop()
         dispatcher.shutdown()

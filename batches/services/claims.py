@@ -59,14 +59,7 @@ def _claim_batch(batch: Batch, wanted: int, token: str, lease_seconds: int, now:
     (queued), and is served by the reuse path once that molecule succeeds."""
     if wanted <= 0:
         return 0
-    ready = Job.objects.filter(batch_id=batch.pk, status=JobStatus.QUEUED).filter(
-        Q(not_before__isnull=True) | Q(not_before__lte=now)
-    )
-    in_flight = (
-        Job.objects.filter(batch_id=batch.pk, status__in=HELD).exclude(reuse_key="").order_by().values("reuse_key")
-    )
-    rows = ready.exclude(reuse_key__in=Subquery(in_flight)).order_by("index").values_list("pk", "reuse_key")
-    picked = _one_per_molecule(list(rows[:wanted]))
+    picked = _one_per_molecule(list(claimable_jobs(batch_id=batch.pk, now=now)[:wanted]))
     moved = 0
     # Conditional on `queued`; under the batch lock the row count is exact.
     for start in range(0, len(picked), CHUNK):
@@ -81,6 +74,21 @@ def _claim_batch(batch: Batch, wanted: int, token: str, lease_seconds: int, now:
     if moved:
         apply_counts(batch, {JobStatus.QUEUED: -moved, JobStatus.DISPATCHED: moved}, now=now)
     return moved
+
+
+def claimable_jobs(*, batch_id: UUID, now: datetime) -> QuerySet[Job, tuple[UUID, str]]:
+    """(id, reuse key) of the batch's ready jobs in input order, less those
+    whose molecule is in flight. Walks the partial index `job_batch_queue`
+    from the front and stops at the LIMIT the caller slices: its cost grows
+    with the jobs claimed, not with the queue (benchmarks/dispatch.py
+    EXPLAINs it at 1k and 100k queued)."""
+    ready = Job.objects.filter(batch_id=batch_id, status=JobStatus.QUEUED).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now)
+    )
+    in_flight = (
+        Job.objects.filter(batch_id=batch_id, status__in=HELD).exclude(reuse_key="").order_by().values("reuse_key")
+    )
+    return ready.exclude(reuse_key__in=Subquery(in_flight)).order_by("index").values_list("pk", "reuse_key")
 
 
 def _one_per_molecule(rows: list[tuple[UUID, str]]) -> list[UUID]:
@@ -118,7 +126,8 @@ class Hold:
 def record_calls(*, calls: dict[str, Hold]) -> int:
     """Store each call id on the jobs it runs (call id → the jobs' hold), so a
     dispatcher that adopts them after a crash polls the call instead of
-    spawning it again. Returns how many jobs were updated."""
+    spawning it again. One statement per claim token. Returns how many jobs
+    were updated."""
     by_token: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for call_id, hold in calls.items():
         by_token[hold.token] += [(job_id, call_id) for job_id in hold.job_ids]
@@ -131,15 +140,16 @@ def record_calls(*, calls: dict[str, Hold]) -> int:
 
 
 def mark_running(*, holds: Iterable[Hold]) -> int:
-    """dispatched → running for the jobs of calls the executor reports started."""
+    """dispatched → running for the jobs of calls the executor reports
+    started: one UPDATE per batch and token, one counter update per batch."""
     by_batch = _by_batch(holds)
     moved_total = 0
     with transaction.atomic():
         batches = lock_batches(by_batch)
         for batch_id, batch_holds in by_batch.items():
             moved = sum(
-                held_jobs(h.job_ids, h.token).filter(status=JobStatus.DISPATCHED).update(status=JobStatus.RUNNING)
-                for h in batch_holds
+                held_jobs(job_ids, token).filter(status=JobStatus.DISPATCHED).update(status=JobStatus.RUNNING)
+                for token, job_ids in _by_token(batch_holds).items()
             )
             if moved and batch_id in batches:
                 apply_counts(batches[batch_id], {JobStatus.DISPATCHED: -moved, JobStatus.RUNNING: moved})
@@ -176,22 +186,24 @@ def renew_leases(*, holds: Iterable[Hold], lease_seconds: int) -> int:
 
 def _held_condition(holds: Iterable[Hold]) -> Q | None:
     """jobs of `holds` under their own token: one OR term per token."""
-    by_token: dict[str, list[str]] = defaultdict(list)
-    for hold in holds:
-        by_token[hold.token] += hold.job_ids
     condition = None
-    for token, job_ids in by_token.items():
+    for token, job_ids in _by_token(holds).items():
         term = Q(pk__in=job_ids, claim_token=token)
         condition = term if condition is None else condition | term
     return condition
 
 
 def still_held(*, holds: Iterable[Hold]) -> set[str]:
-    """Which of the held job ids are still ours: one query for all holds."""
-    condition = _held_condition(holds)
-    if condition is None:
+    """Which of the held job ids are still ours: one query by claim token (the
+    partial index `job_held_token`), whose parameters are the few tokens, not
+    every job id; it runs every pass."""
+    holds = list(holds)
+    tokens = {hold.token for hold in holds}
+    if not tokens:
         return set()
-    return {str(pk) for pk in Job.objects.filter(condition, status__in=HELD).values_list("pk", flat=True)}
+    rows = Job.objects.filter(claim_token__in=tokens, status__in=HELD).order_by().values_list("pk", "claim_token")
+    held = {(str(pk), token) for pk, token in rows}
+    return {job_id for hold in holds for job_id in hold.job_ids if (job_id, hold.token) in held}
 
 
 def release_jobs(*, holds: Iterable[Hold]) -> int:
@@ -203,10 +215,10 @@ def release_jobs(*, holds: Iterable[Hold]) -> int:
         batches = lock_batches(by_batch)
         for batch_id, batch_holds in by_batch.items():
             deltas: dict[str, int] = defaultdict(int)
-            for hold in batch_holds:
+            for token, job_ids in _by_token(batch_holds).items():
                 for status in HELD:
                     moved = (
-                        held_jobs(hold.job_ids, hold.token)
+                        held_jobs(job_ids, token)
                         .filter(status=status)
                         .update(
                             status=JobStatus.QUEUED,
@@ -315,4 +327,11 @@ def _by_batch(holds: Iterable[Hold]) -> dict[UUID, list[Hold]]:
     grouped: dict[UUID, list[Hold]] = defaultdict(list)
     for hold in holds:
         grouped[hold.batch_id].append(hold)
+    return grouped
+
+
+def _by_token(holds: Iterable[Hold]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for hold in holds:
+        grouped[hold.token] += hold.job_ids
     return grouped

@@ -411,6 +411,7 @@ def test_a_database_outage_keeps_outcomes_leased_and_files_single(
     from django.db import OperationalError
 
     from batches.engine import dispatcher as dispatcher_module
+    from batches.engine import steps
 
     def artifact(job: JobInput) -> JobOutcome:
         return JobOutcome(
@@ -423,7 +424,7 @@ def test_a_database_outage_keeps_outcomes_leased_and_files_single(
     monkeypatch.setattr(
         dispatcher_module, "deliveries_apply", lambda **kw: (_ for _ in ()).throw(OperationalError("down"))
     )
-    monkeypatch.setattr(dispatcher_module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(steps.time, "sleep", lambda seconds: None)
     dispatcher.run_once()
     assert len(dispatcher.backlog) == 4
     assert dispatcher.held_tokens() and dispatcher.renew() == 4  # still leased: not reaped while the database is away
@@ -488,6 +489,7 @@ def test_jobs_a_failed_submit_never_sent_lapse_and_run_later(
     from django.db import OperationalError
 
     from batches.engine import dispatcher as dispatcher_module
+    from batches.engine import steps
 
     batch = make_batch()
     dispatcher = Dispatcher(executors={"local": FakeExecutor()})
@@ -497,7 +499,7 @@ def test_jobs_a_failed_submit_never_sent_lapse_and_run_later(
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(dispatcher_module, "reusable_results", down)
-    monkeypatch.setattr(dispatcher_module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(steps.time, "sleep", lambda seconds: None)
     dispatcher.run_once()
     assert batch.jobs.filter(status=JobStatus.DISPATCHED).count() == 4  # claimed, never sent
     assert dispatcher.renew() == 0 and not dispatcher.held_tokens()  # ... and no longer kept alive

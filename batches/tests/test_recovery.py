@@ -10,6 +10,7 @@ from django.db import OperationalError, connection, connections, transaction
 from django.db.models import QuerySet
 
 from batches.engine import dispatcher as dispatcher_module
+from batches.engine import steps
 from batches.engine.dispatcher import Dispatcher
 from batches.engine.outcomes import drop_broken_connection
 from batches.engine.types import JobInput, JobOutcome
@@ -33,7 +34,7 @@ def artifact(job: JobInput) -> JobOutcome:
 
 @pytest.fixture
 def no_sleep(monkeypatch: Any) -> None:
-    monkeypatch.setattr(dispatcher_module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(steps.time, "sleep", lambda seconds: None)
 
 
 # N01-N04: record_calls writes only jobs still held under the token
