@@ -34,10 +34,11 @@ CDK2 = (
     "QLLQGLAFCHSHRVLHRDLKPQNLLINTEGAIKLADFGLARAFGVPVRTYTHEVVTLWYRAPEILLGCKYYSTAVDIWSLGCIFAEMVTRRALFPGDSEIDQLFRIFRTLG"
     "TPDEVVWPGVTSMPDYKPSFPKWARQDFSKVVPPLDEDGRSLLSQMLHYDPNKRISAKAALAHPFFQDVTKPVPHLRL"
 )
-# Chains (each head a different molecule: `C(C)C` would be `CCC`) bonded through a sulfonyl to each ChEMBL ligand's first atom: 15 heads × 16 lengths ×
+# Chains bonded through a sulfonyl to each ChEMBL ligand's first atom: 15 heads × 16 lengths ×
 # the file's distinct ligands are 100,000 distinct valid molecules of the real ones' kind. The
-# sulfonyl keeps them distinct (without it, a chain one carbon longer on a ligand one carbon
-# shorter is the same molecule), and ligands the file names twice, as tautomers, go first.
+# heads are different molecules (a leading `C(C)` would just be a longer chain); the sulfonyl
+# keeps the products distinct (without it, a chain one carbon longer on a ligand one carbon
+# shorter is the same molecule); ligands the file names twice, as tautomers, go first.
 HEADS = ("", "O", "N", "F", "Cl", "S", "CC(C)", "C(F)(F)", "C=C", "C#C", "NC(=O)", "OC(=O)", "C(=O)", "OC(C)", "NC(C)")
 LINK = "S(=O)(=O)"
 PREFIXES = [head + "C" * n + LINK for head in HEADS for n in range(1, 17)]
