@@ -45,10 +45,14 @@ def write_error(sock: socket.socket, status_int: int, reason: str, mesg: str) ->
 util.write_error = write_error
 
 
-# A request body past this size (a 100,000-ligand submission is about 10 MB of JSON, tens
-# of MB as Python objects) leaves freed memory that glibc keeps in the worker's heap: the
-# worker would hold its peak for the rest of its life. After such a request it goes back.
+# After a large request (a 100,000-ligand submission is about 10 MB of JSON, ten times that
+# as Python objects) a worker would keep what it touched: glibc keeps freed heap pages, and
+# Python's small-object arenas stay as long as one object in each lives. Past TRIM_AFTER_BYTES
+# the heap is trimmed; past RECYCLE_AFTER_BYTES, where trimming left 66 MB behind
+# (docs/performance.md), the worker finishes what it holds and the master starts a fresh one,
+# as gunicorn's max_requests does, so the memory goes back whole.
 TRIM_AFTER_BYTES = 1024 * 1024
+RECYCLE_AFTER_BYTES = 8 * 1024 * 1024
 _malloc_trim: Callable[[int], int] | None
 try:
     _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
@@ -57,11 +61,14 @@ except (OSError, AttributeError):  # not glibc: nothing to trim
 
 
 def post_request(worker: Any, req: Any, environ: dict[str, Any], resp: Any) -> None:
-    """gunicorn's hook after each request: return a large request's memory to the system."""
+    """gunicorn's hook after each request: give a large request's memory back."""
     try:
         size = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return
-    if size > TRIM_AFTER_BYTES and _malloc_trim is not None:
+    if size > RECYCLE_AFTER_BYTES:
+        worker.log.info("worker %s replaced after a %d-byte request, to return its memory", worker.pid, size)
+        worker.alive = False
+    elif size > TRIM_AFTER_BYTES and _malloc_trim is not None:
         gc.collect()
         _malloc_trim(0)
