@@ -47,7 +47,7 @@ fuzz: install-dev
 bench: install-dev
 	$(PY) benchmarks/run.py
 	@case "$$DATABASE_URL" in postgres*) \
-	  $(PY) benchmarks/dispatch.py && $(PY) benchmarks/submit.py && $(PY) benchmarks/http.py && \
+	  $(PY) benchmarks/dispatch.py && $(PY) benchmarks/submit.py && $(PY) benchmarks/status_poll.py && \
 	  $(PY) benchmarks/results.py && $(PY) benchmarks/export.py ;; \
 	  *) echo "dispatch, submit, http, results and export benchmarks skipped: set DATABASE_URL to PostgreSQL" ;; esac
 

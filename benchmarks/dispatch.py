@@ -34,6 +34,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchmarks.scratch import scratch_database  # noqa: E402
+
 SCRATCH = "omtx_bench_dispatch"
 TARGET_JOBS_PER_SECOND = 1000
 TARGET_OVERHEAD = 0.05
@@ -415,37 +418,28 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="local workers for the overhead run")
     parser.add_argument("--only", choices=("throughput", "claim", "overhead"))
     args = parser.parse_args()
-    base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith("postgres"):
-        sys.exit("set DATABASE_URL to a PostgreSQL server (this benchmark measures PostgreSQL)")
-    import psycopg
+    with scratch_database(SCRATCH) as url:
+        try:
+            setup_django(url)
+            from django.core.management import call_command
 
-    admin = psycopg.connect(base, autocommit=True)
-    admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
-    admin.execute(f"CREATE DATABASE {SCRATCH}")
-    url = base.rsplit("/", 1)[0] + f"/{SCRATCH}"
-    try:
-        setup_django(url)
-        from django.core.management import call_command
+            call_command("migrate", verbosity=0)
+            if args.only in (None, "throughput"):
+                print("throughput (zero-cost executor)")
+                throughput(url, args.jobs, args.capacity)
+            if args.only in (None, "claim"):
+                print("claim cost")
+                claim_scaling()
+            if args.only in (None, "overhead"):
+                print("overhead (ligand-profile, local executor)")
+                overhead(url, args.profile_jobs, args.workers)
+            print()
+            for what, value, ok in ROWS:
+                print(f"{verdict(ok)}  {what}: {value}")
+        finally:
+            from django.db import connections
 
-        call_command("migrate", verbosity=0)
-        if args.only in (None, "throughput"):
-            print("throughput (zero-cost executor)")
-            throughput(url, args.jobs, args.capacity)
-        if args.only in (None, "claim"):
-            print("claim cost")
-            claim_scaling()
-        if args.only in (None, "overhead"):
-            print("overhead (ligand-profile, local executor)")
-            overhead(url, args.profile_jobs, args.workers)
-        print()
-        for what, value, ok in ROWS:
-            print(f"{verdict(ok)}  {what}: {value}")
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
+            connections.close_all()
     sys.exit(0 if all(ok for _, _, ok in ROWS) else 1)
 
 

@@ -26,6 +26,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchmarks.scratch import scratch_database  # noqa: E402
+
 SCRATCH = "omtx_bench_export"
 TARGET_SECONDS = 5.0
 TARGET_MB = 200.0
@@ -126,44 +129,37 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=100_000)
     args = parser.parse_args()
-    base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith("postgres"):
-        sys.exit("set DATABASE_URL to a PostgreSQL server (this benchmark measures PostgreSQL)")
-    import psycopg
+    with scratch_database(SCRATCH) as url:
+        media = tempfile.mkdtemp(prefix="omtx-bench-export-")
+        try:
+            setup_django(url, media)
+            start = time.perf_counter()
+            store_batch(args.jobs)
+            print(f"stored {args.jobs} jobs with structures in {time.perf_counter() - start:.1f} s\n")
+            from django.db import connections
 
-    admin = psycopg.connect(base, autocommit=True)
-    admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
-    admin.execute(f"CREATE DATABASE {SCRATCH}")
-    media = tempfile.mkdtemp(prefix="omtx-bench-export-")
-    url = base.rsplit("/", 1)[0] + f"/{SCRATCH}"
-    try:
-        setup_django(url, media)
-        start = time.perf_counter()
-        store_batch(args.jobs)
-        print(f"stored {args.jobs} jobs with structures in {time.perf_counter() - start:.1f} s\n")
-        from django.db import connections
+            connections.close_all()
+            rows = []
+            for fmt in ("inline", "csv", "csv.gz", "sdf"):
+                with multiprocessing.get_context("spawn").Pool(1) as pool:
+                    seconds, size, steps, rss = pool.apply(measure, (url, media, fmt))
+                rows.append(("inline csv" if fmt == "inline" else f"file {fmt}", seconds, size, steps, rss))
+            print(f"{'export':<12} {'rows':>7} {'seconds':>8} {'MB out':>8} {'steps':>6} {'peak RSS MB':>12}  verdict")
+            for name, seconds, size, steps, rss in rows:
+                verdict = "-"
+                if "csv" in name and not name.endswith(".gz"):
+                    ok = seconds <= TARGET_SECONDS and rss <= TARGET_MB
+                    verdict = f"{'PASS' if ok else 'FAIL'} (≤ {TARGET_SECONDS:.0f} s, ≤ {TARGET_MB:.0f} MB)"
+                elif rss > TARGET_MB:
+                    verdict = f"FAIL (RSS > {TARGET_MB:.0f} MB)"
+                print(
+                    f"{name:<12} {args.jobs:>7} {seconds:>8.2f} {size / 1e6:>8.1f} {steps:>6} {rss:>12.0f}  {verdict}"
+                )
+        finally:
+            from django.db import connections
 
-        connections.close_all()
-        rows = []
-        for fmt in ("inline", "csv", "csv.gz", "sdf"):
-            with multiprocessing.get_context("spawn").Pool(1) as pool:
-                seconds, size, steps, rss = pool.apply(measure, (url, media, fmt))
-            rows.append(("inline csv" if fmt == "inline" else f"file {fmt}", seconds, size, steps, rss))
-        print(f"{'export':<12} {'rows':>7} {'seconds':>8} {'MB out':>8} {'steps':>6} {'peak RSS MB':>12}  verdict")
-        for name, seconds, size, steps, rss in rows:
-            verdict = "-"
-            if "csv" in name and not name.endswith(".gz"):
-                ok = seconds <= TARGET_SECONDS and rss <= TARGET_MB
-                verdict = f"{'PASS' if ok else 'FAIL'} (≤ {TARGET_SECONDS:.0f} s, ≤ {TARGET_MB:.0f} MB)"
-            elif rss > TARGET_MB:
-                verdict = f"FAIL (RSS > {TARGET_MB:.0f} MB)"
-            print(f"{name:<12} {args.jobs:>7} {seconds:>8.2f} {size / 1e6:>8.1f} {steps:>6} {rss:>12.0f}  {verdict}")
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
-        shutil.rmtree(media, ignore_errors=True)
+            connections.close_all()
+            shutil.rmtree(media, ignore_errors=True)
 
 
 if __name__ == "__main__":

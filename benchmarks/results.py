@@ -26,6 +26,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchmarks.scratch import scratch_database  # noqa: E402
+
 SCRATCH = "omtx_bench_results"
 TARGET_P95_MS = 50.0
 REPEATS = 9
@@ -234,34 +237,25 @@ def main() -> None:
     parser.add_argument("--skip-writes", action="store_true", help="only time the results pages")
     parser.add_argument("--skip-pages", action="store_true", help="only time the writes")
     args = parser.parse_args()
-    base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith("postgres"):
-        sys.exit("set DATABASE_URL to a PostgreSQL server (this benchmark measures PostgreSQL)")
-    import psycopg
+    with scratch_database(SCRATCH) as url:
+        try:
+            setup_django(url)
+            from django.contrib.auth.models import User
+            from django.core.management import call_command
 
-    admin = psycopg.connect(base, autocommit=True)
-    admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
-    admin.execute(f"CREATE DATABASE {SCRATCH}")
-    url = base.rsplit("/", 1)[0] + f"/{SCRATCH}"
-    try:
-        setup_django(url)
-        from django.contrib.auth.models import User
-        from django.core.management import call_command
+            from batches.models import Target
 
-        from batches.models import Target
+            call_command("migrate", verbosity=0)
+            user = User.objects.create(username="bench")
+            target = Target.objects.create(sequence_sha256="0" * 64, sequence="MENFQ", length=5)
+            if not args.skip_pages:
+                measure_all(user, target, args.jobs)
+            if not args.skip_writes:
+                compare_index_sets(user, target, args.jobs)
+        finally:
+            from django.db import connections
 
-        call_command("migrate", verbosity=0)
-        user = User.objects.create(username="bench")
-        target = Target.objects.create(sequence_sha256="0" * 64, sequence="MENFQ", length=5)
-        if not args.skip_pages:
-            measure_all(user, target, args.jobs)
-        if not args.skip_writes:
-            compare_index_sets(user, target, args.jobs)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
+            connections.close_all()
 
 
 def measure_all(user: Any, target: Any, n: int) -> None:

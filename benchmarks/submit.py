@@ -25,6 +25,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchmarks.scratch import scratch_database  # noqa: E402
+
 SCRATCH = "omtx_bench_submit"
 PORT = 8765
 TARGETS = {10_000: (1.5, 15.0), 100_000: (3.0, 60.0)}
@@ -191,31 +194,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,100000")
     args = parser.parse_args()
-    server_url = os.environ.get("DATABASE_URL", "")
-    if not server_url.startswith("postgres"):
-        raise SystemExit("set DATABASE_URL to a PostgreSQL server (the scratch database is made beside it)")
-    import psycopg
-
-    admin_url = server_url.rsplit("/", 1)[0] + "/postgres"
-    url = server_url.rsplit("/", 1)[0] + f"/{SCRATCH}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
-        admin.execute(f"CREATE DATABASE {SCRATCH}")
-    token = setup(url)
-    server = procfile("web", url)
-    worker = procfile("background", url)
-    try:
-        wait_for_server(token)
-        # Warm: each worker has imported RDKit and answered a submission before the baseline.
-        for _ in range(6):
-            request("POST", "/api/v3/batches/", token, {"protein_sequence": CDK2, "ligands": ligands(600)[::100]})
-        pids = workers(server)
-        for size in map(int, args.sizes.split(",")):
-            measure(size, token, pids)
-    finally:
-        stop(server, worker)
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
+    with scratch_database(SCRATCH) as url:
+        token = setup(url)
+        server = procfile("web", url)
+        worker = procfile("background", url)
+        try:
+            wait_for_server(token)
+            # Warm: each worker has imported RDKit and answered a submission before the baseline.
+            for _ in range(6):
+                request("POST", "/api/v3/batches/", token, {"protein_sequence": CDK2, "ligands": ligands(600)[::100]})
+            pids = workers(server)
+            for size in map(int, args.sizes.split(",")):
+                measure(size, token, pids)
+        finally:
+            stop(server, worker)
 
 
 if __name__ == "__main__":

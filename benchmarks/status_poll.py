@@ -1,7 +1,7 @@
 """HTTP benchmark: the status poll (and the batch list and detail) against a bare Django
 JSON view, under the production server, on PostgreSQL.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python benchmarks/http.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python benchmarks/status_poll.py
 
 Creates (and drops afterwards) a scratch database `omtx_bench_http` on that server, seeds it
 through the hub's own services (a user and API token, a 10,000-job batch, other users' active
