@@ -128,7 +128,7 @@ class IntakeChunk(models.Model):
     # Index in the submission of the chunk's first ligand.
     first_index = models.PositiveIntegerField()
     size = models.PositiveIntegerField()
-    # The raw ligands, [name, smiles, molblock, error] each: what the request read, unvalidated.
+    # The raw ligands as the request read them, unvalidated (batches/validation/chunks.py's format).
     items = RowJSONField()
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     # Claims so far: a chunk that keeps killing its worker is validated one ligand at a time.

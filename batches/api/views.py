@@ -98,9 +98,13 @@ def create_batch(request: Request, *, legacy: bool = False) -> Response:
     if legacy:
         body = rep.legacy_submitted(batch, request, created=created)
         return Response(body, status=status.HTTP_200_OK, headers={"Location": body["url"]})
-    # A large batch is accepted and validated in the background: 202 until it is queued.
-    accepted = batch.status == BatchState.VALIDATING
-    code = status.HTTP_200_OK if not created else status.HTTP_202_ACCEPTED if accepted else status.HTTP_201_CREATED
+    code: int
+    if not created:
+        code = status.HTTP_200_OK  # an Idempotency-Key replay, whatever the batch's status
+    elif batch.status == BatchState.VALIDATING:
+        code = status.HTTP_202_ACCEPTED  # stored; validated in the background
+    else:
+        code = status.HTTP_201_CREATED
     body = rep.batch_detail(batch, request)
     return Response(body, status=code, headers={"Location": body["url"]})
 

@@ -9,7 +9,14 @@ from typing import Any
 
 from django.conf import settings
 
-from batches.services.intake import ClaimedChunk, intake_claim, intake_finalize, intake_release, intake_store
+from batches.services.intake import (
+    ClaimedChunk,
+    intake_claim,
+    intake_finalize,
+    intake_release,
+    intake_store,
+    intake_unfinalized,
+)
 from batches.validation.chunks import check_chunk, rejected_item
 
 log = logging.getLogger(__name__)
@@ -17,6 +24,8 @@ log = logging.getLogger(__name__)
 # A chunk claimed this often has killed its worker each time (a molecule that crashes
 # RDKit): it is validated one ligand per task, so only that ligand is lost.
 ONE_BY_ONE_AFTER = 2
+# A chunk of 1,000 validates in about a second; one that takes this long hangs.
+CHUNK_TIMEOUT_SECONDS = 60
 
 
 class Inline(Executor):
@@ -54,10 +63,12 @@ def shutdown() -> None:
 
 def step() -> bool:
     """Validate the chunks one claim takes (two per pool process, so none idles while
-    results are stored), then finalize the batches they belong to."""
+    results are stored), then finalize the batches they belong to; first, any batch whose
+    chunks are all validated but whose finalize never ran (its worker died in between)."""
+    finalized = any([intake_finalize(batch_id=batch_id) for batch_id in intake_unfinalized()])
     chunks = intake_claim(limit=2 * max(1, settings.OMTX_VALIDATION_WORKERS))
     if not chunks:
-        return False
+        return finalized
     whole = [c for c in chunks if c.attempts <= ONE_BY_ONE_AFTER]
     futures = [pool().submit(check_chunk, c.items, c.first_index, c.limits, c.standardize) for c in whole]
     for chunk, future in zip(whole, futures, strict=True):
@@ -72,10 +83,17 @@ def step() -> bool:
 
 def _store(chunk: ClaimedChunk, future: Future[list[list[Any]]]) -> None:
     try:
-        results = future.result()
-    except BrokenProcessPool:
-        log.warning("a validation process died on chunk %s; it will be validated again", chunk.pk)
+        results = future.result(timeout=CHUNK_TIMEOUT_SECONDS)
+    except (BrokenProcessPool, TimeoutError):
+        # A process died (or hangs) on a molecule: the pool goes, the chunk comes back.
+        log.warning("validation of chunk %s crashed or hung; it will be validated again", chunk.pk)
         shutdown()
+        intake_release(chunk=chunk)
+        return
+    except Exception:
+        # A bug or an input the checker did not foresee: the chunk comes back at once, and
+        # after ONE_BY_ONE_AFTER claims only the ligand that raises is refused.
+        log.exception("validation of chunk %s failed; it will be validated again", chunk.pk)
         intake_release(chunk=chunk)
         return
     intake_store(chunk=chunk, results=results)
@@ -85,8 +103,12 @@ def _one_by_one(chunk: ClaimedChunk) -> list[list[Any]]:
     results: list[list[Any]] = []
     for index, item in enumerate(chunk.items, chunk.first_index):
         try:
-            results += pool().submit(check_chunk, [item], index, chunk.limits, chunk.standardize).result()
-        except BrokenProcessPool:
+            task = pool().submit(check_chunk, [item], index, chunk.limits, chunk.standardize)
+            results += task.result(timeout=CHUNK_TIMEOUT_SECONDS)
+        except (BrokenProcessPool, TimeoutError):
             shutdown()
             results.append(rejected_item(index, item, "validation crashed on this ligand"))
+        except Exception:
+            log.exception("validation failed on ligand %s", index + 1)
+            results.append(rejected_item(index, item, "validation failed on this ligand"))
     return results

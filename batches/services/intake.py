@@ -23,7 +23,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 
 from batches.catalog import get_model
@@ -38,7 +38,7 @@ from omtx_hub.errors import InvalidInput
 
 # A chunk validates in about a second; a worker holding one this long has died.
 LEASE_SECONDS = 120
-Pending = IntakeChunk.Status.PENDING
+PENDING = IntakeChunk.Status.PENDING
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def intake_claim(*, limit: int, lease_seconds: int = LEASE_SECONDS) -> list[Clai
     """Up to `limit` pending chunks nobody holds, oldest first, leased to the caller."""
     now = timezone.now()
     token = uuid.uuid4().hex
-    free = Q(status=Pending) & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+    free = Q(status=PENDING) & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
     with transaction.atomic():
         # SKIP LOCKED (PostgreSQL): concurrent claimers take different chunks instead of
         # queueing on the same rows; the UPDATE re-checks `free`, so on SQLite, which
@@ -89,7 +89,7 @@ def intake_claim(*, limit: int, lease_seconds: int = LEASE_SECONDS) -> list[Clai
 
 def intake_store(*, chunk: ClaimedChunk, results: list[list[Any]]) -> bool:
     """The chunk's checked ligands, if the caller still holds it."""
-    stored = IntakeChunk.objects.filter(pk=chunk.pk, claim_token=chunk.token, status=Pending).update(
+    stored = IntakeChunk.objects.filter(pk=chunk.pk, claim_token=chunk.token, status=PENDING).update(
         status=IntakeChunk.Status.DONE, results=results, lease_expires_at=None
     )
     return stored == 1
@@ -97,14 +97,15 @@ def intake_store(*, chunk: ClaimedChunk, results: list[list[Any]]) -> bool:
 
 def intake_release(*, chunk: ClaimedChunk) -> None:
     """Hand a chunk back at once (its validation failed in the pool), for the next claim."""
-    IntakeChunk.objects.filter(pk=chunk.pk, claim_token=chunk.token, status=Pending).update(lease_expires_at=None)
+    IntakeChunk.objects.filter(pk=chunk.pk, claim_token=chunk.token, status=PENDING).update(lease_expires_at=None)
 
 
 def intake_finalize(*, batch_id: UUID) -> bool:
-    """Jobs for a batch whose chunks are all validated; whether this call made them."""
+    """Jobs (or the refusal) for a batch whose chunks are all validated; whether this call
+    finalized it."""
     with transaction.atomic():
         batch = Batch.objects.select_for_update().filter(pk=batch_id, status=BatchStatus.VALIDATING).first()
-        if batch is None or batch.intake_chunks.filter(status=Pending).exists():
+        if batch is None or batch.intake_chunks.filter(status=PENDING).exists():
             return False
         pending = batch.validation_report
         report = dedupe(
@@ -127,6 +128,14 @@ def intake_finalize(*, batch_id: UUID) -> bool:
         )
         batch.intake_chunks.all().delete()
     return True
+
+
+def intake_unfinalized() -> list[UUID]:
+    """Batches still validating with no chunk pending: all validated, finalize still owed."""
+    pending = IntakeChunk.objects.filter(batch=OuterRef("pk"), status=PENDING)
+    return list(
+        Batch.objects.filter(status=BatchStatus.VALIDATING).filter(~Exists(pending)).values_list("pk", flat=True)
+    )
 
 
 def intake_progress(batch: Batch) -> dict[str, int]:

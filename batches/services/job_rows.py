@@ -83,10 +83,11 @@ def _copy_jobs(batch: Batch, accepted: list[LigandOk]) -> None:
     fields: list[Field[Any, Any]] = list(Job._meta.concrete_fields)
     defaults = _defaults(fields)
     keys = ReuseKeys(batch.manifest)
+    table = connection.ops.quote_name(Job._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     attnames = [field.attname for field in fields]
     json_fields = {field.attname for field in fields if field.get_internal_type() == "JSONField"}
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {Job._meta.db_table} ({columns}) FROM STDIN") as copy:
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         for ok in accepted:
             row = {**defaults, "id": uuid.uuid4(), **_given(batch, ok, keys)}
             copy.write_row(

@@ -35,8 +35,10 @@ MAX_PARAMS = 30_000
 
 
 def derive_status(batch: Batch) -> str:
-    if batch.status == BatchStatus.CANCELLED:
-        return BatchStatus.CANCELLED
+    # Cancelled stays cancelled; a batch still validating or rejected by validation has no
+    # jobs for counters to speak of (batches/services/intake.py sets those statuses).
+    if batch.status in (BatchStatus.CANCELLED, BatchStatus.VALIDATING, BatchStatus.REJECTED):
+        return batch.status
     if batch.n_active:
         started = batch.started_at is not None or batch.n_queued < batch.n_total
         return BatchStatus.RUNNING if started else BatchStatus.QUEUED

@@ -1,5 +1,6 @@
 """Asynchronous submission: 202, background validation in chunks, finalize (services/intake.py)."""
 
+import io
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -346,3 +347,85 @@ def _validating_batch(owner: User, n: int) -> Batch:
         batch, _ = submission.batch_create(owner=owner, submission=sub)
     assert batch.status == BatchStatus.VALIDATING
     return batch
+
+
+def test_a_batch_whose_worker_died_before_finalize_is_finalized_by_the_next(
+    owner_client: APIClient, small_chunks: None, validate_in_background: Callable[[], int]
+) -> None:
+    batch_id = _post(owner_client, MIXED).json()["id"]
+    for chunk in intake.intake_claim(limit=10):  # validated and stored; then the worker died
+        intake.intake_store(
+            chunk=chunk, results=background.check_chunk(chunk.items, chunk.first_index, chunk.limits, True)
+        )
+    assert Batch.objects.get(pk=batch_id).status == BatchStatus.VALIDATING
+    assert background.step()  # nothing left to claim: the next worker's pass finalizes it
+    assert Batch.objects.get(pk=batch_id).status == BatchStatus.QUEUED
+
+
+def test_a_new_priority_leaves_a_validating_batch_validating(
+    owner_client: APIClient, small_chunks: None, validate_in_background: Callable[[], int]
+) -> None:
+    from batches.services.lifecycle import batch_set_priority
+
+    batch = Batch.objects.get(pk=_post(owner_client, MIXED).json()["id"])
+    batch_set_priority(batch=batch, priority=5)
+    assert Batch.objects.get(pk=batch.pk).status == BatchStatus.VALIDATING
+    validate_in_background()
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.QUEUED and batch.n_total > 0
+    assert set(Job.objects.filter(batch=batch).values_list("priority", flat=True)) == {5}
+
+
+def test_a_chunk_whose_check_raises_is_released_then_only_the_ligand_is_refused(
+    owner_client: APIClient, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_id = _post(owner_client, MIXED[:3]).json()["id"]
+    real = background.check_chunk
+
+    def raising(items: list[Any], first_index: int, *args: Any) -> list[list[Any]]:
+        if any(item[2] == "CCO" for item in items):
+            raise ValueError("an input nobody foresaw")
+        return real(items, first_index, *args)
+
+    monkeypatch.setattr(background, "check_chunk", raising)
+    for _ in range(background.ONE_BY_ONE_AFTER):
+        assert background.step()
+        assert IntakeChunk.objects.get(batch_id=batch_id).lease_expires_at is None  # released at once
+    assert background.step()
+    batch = Batch.objects.get(pk=batch_id)
+    assert batch.status == BatchStatus.QUEUED
+    refused = [(r["index"], r["code"]) for r in batch.validation_report["rejected_ligands"]]
+    assert refused == [(1, "validation_crashed"), (2, "invalid_smiles")]
+
+
+def _mol(name: str) -> str:
+    return f"{name}\n  RDKit          2D\n\n  2  1  0  0  0  0  0  0  0  0999 V2000\n" + (
+        "    0.0000    0.0000    0.0000 C   0  0\n    1.2000    0.0000    0.0000 O   0  0\n  1  2  1  0\nM  END\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "content,names",
+    [
+        (_mol("a") + "$$$$ \n" + _mol("b") + "$$$$\n", ["a", "b"]),  # a separator with a trailing space
+        (_mol("a") + "$$$$\r\n" + _mol("b") + "$$$$\r\n", ["a", "b"]),
+        (_mol("a") + "$$$$\n" + _mol("b"), ["a", "b"]),  # the last without its separator
+    ],
+)
+def test_sdf_records_split_as_rdkit_splits_them(content: str, names: list[str]) -> None:
+    from rdkit import Chem
+
+    from batches.validation.files import read_ligand_file
+
+    data = content.encode()
+    ours = [ligand.name for ligand in read_ligand_file(data, "x.sdf")]
+    rdkit = [m.GetProp("_Name") for m in Chem.ForwardSDMolSupplier(io.BytesIO(data)) if m is not None]
+    assert ours == rdkit == names
+
+
+def test_an_sdf_title_that_is_not_utf8_leaves_the_ligand_unnamed() -> None:
+    from batches.validation.files import read_ligand_file
+
+    data = (_mol("caf\xe9") + "$$$$\n").encode("latin-1")
+    [ligand] = read_ligand_file(data, "x.sdf")
+    assert ligand.smiles == "CO" and ligand.name is None and ligand.error is None

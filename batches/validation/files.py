@@ -284,7 +284,7 @@ def _sdf_records(stream: Readable) -> Iterator[RawLigand]:
     record: list[bytes] = []
     for line in _byte_lines(stream):
         record.append(line)
-        if line.rstrip(b"\r\n") == b"$$$$":
+        if line.startswith(b"$$$$"):  # RDKit ends a record at any line that starts so
             yield RawLigand(name=None, smiles=None, molblock=b"".join(record).decode("latin-1"))
             record = []
     if any(line.strip() for line in record):
@@ -308,9 +308,14 @@ def read_record(raw: RawLigand, number: int) -> RawLigand:
     if raw.molblock is None:
         return raw
     supplier = Chem.ForwardSDMolSupplier(io.BytesIO(raw.molblock.encode("latin-1")), sanitize=True, removeHs=True)
+    unreadable = RawLigand(name=None, smiles=None, error=f"SDF record {number} could not be read by RDKit")
     with rdkit_messages():
         mol = next(supplier, None)
-    if mol is None:
-        return RawLigand(name=None, smiles=None, error=f"SDF record {number} could not be read by RDKit")
-    name = mol.GetProp("_Name").strip() if mol.HasProp("_Name") else None
+        # One record, one molecule: a second would be a ligand the split lost.
+        if mol is None or next(supplier, None) is not None:
+            return unreadable
+    try:
+        name = mol.GetProp("_Name").strip() if mol.HasProp("_Name") else None
+    except UnicodeDecodeError:  # a title line that is not UTF-8: a ligand without a name
+        name = None
     return RawLigand(name=name or None, smiles=Chem.MolToSmiles(mol))
