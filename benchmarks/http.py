@@ -211,6 +211,7 @@ def seed(jobs: int) -> tuple[str, str]:
     batches (some running), through the hub's services. Returns (raw token, batch id)."""
     from django.contrib.auth.models import User
     from django.core.management import call_command
+    from django.test import override_settings
     from django.utils import timezone
 
     from accounts.services import token_create
@@ -239,7 +240,11 @@ def seed(jobs: int) -> tuple[str, str]:
     submission = Submission(
         name="bench 10k", model="ligand-profile", protein_sequence=fasta, ligands=many, allow_duplicates=True
     )
-    batch, _ = batch_create(owner=owner, submission=submission)
+    # Validated inline, whatever its size: the poll of a queued batch (progress, queue position
+    # and hub-rate ETA) is what clients repeat; a `validating` one has no queue to compute yet.
+    with override_settings(OMTX_INLINE_VALIDATION_LIGANDS=jobs):
+        batch, _ = batch_create(owner=owner, submission=submission)
+    assert batch.status == BatchStatus.QUEUED, batch.status
     print(f"seeded: {batch.n_total} jobs in the polled batch, {Batch.objects.count()} batches")
     return raw, str(batch.pk)
 
