@@ -1,6 +1,8 @@
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
@@ -10,6 +12,11 @@ from omtx_hub import rows
 # What authentication reads of the token; the whole user (request.user is a full instance).
 TOKEN_FIELDS = ("id", "user_id", "expires_at", "revoked_at", "last_used_at")
 USER_FIELDS = tuple(f.attname for f in User._meta.concrete_fields)
+# How long a token's row (with its user's) is served from the cache. The database stays the
+# truth: token_revoke deletes the entry, so a revocation holds at once where the cache is
+# shared (Redis) and in the revoking process; elsewhere, and for a user deactivated or a
+# token changed by other means, a stale row is served at most this long.
+TOKEN_CACHE_SECONDS = 10
 
 
 def token_create(*, user: User, name: str = "default", expires_in_days: int | None = None) -> tuple[ApiToken, str]:
@@ -26,32 +33,49 @@ def token_create(*, user: User, name: str = "default", expires_in_days: int | No
 
 def token_revoke(*, token: ApiToken) -> None:
     ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    cache.delete(_cache_key(token.key_hash))
 
 
 def token_authenticate(*, raw: str) -> ApiToken | None:
-    """The token and its user in one query, every request, so a revoked or expired token and
-    a deactivated user are refused at once. Written as SQL: through the ORM, compiling this
-    join cost more than the rest of an authenticated request (docs/performance.md)."""
-    token = _token_read(hash_token(raw))
+    """The token and its user: one query, or none for TOKEN_CACHE_SECONDS after one. Expiry
+    is checked on every request, from the row, whether read or cached."""
+    key_hash = hash_token(raw)
+    token = _token_read(key_hash)
     if token is None or not token.is_active or not token.user.is_active:
         return None
-    # Writes at most once a minute per token, so authentication stays a read.
+    # Writes at most once a minute per token, so authentication stays a read. The cached
+    # row then says an old time: dropped, so the next request reads the new one.
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        cache.delete(_cache_key(key_hash))
     return token
 
 
+def _cache_key(key_hash: str) -> str:
+    return f"api-token:{key_hash}"
+
+
 def _token_read(key_hash: str) -> ApiToken | None:
+    """Written as SQL: through the ORM, compiling this join cost more Python than the rest
+    of an authenticated request (docs/performance.md). An unknown hash is not cached."""
+    row = cache.get(_cache_key(key_hash))
+    if row is None:
+        row = _token_row(key_hash)
+        if row is None:
+            return None
+        cache.set(_cache_key(key_hash), row, TOKEN_CACHE_SECONDS)
+    token = rows.instance(ApiToken, TOKEN_FIELDS, row[: len(TOKEN_FIELDS)])
+    token.user = rows.instance(User, USER_FIELDS, row[len(TOKEN_FIELDS) :])
+    return token
+
+
+def _token_row(key_hash: str) -> tuple[Any, ...] | None:
     sql = (
         f"SELECT {rows.columns(ApiToken, TOKEN_FIELDS, 't')}, {rows.columns(User, USER_FIELDS, 'u')}"
         f" FROM {ApiToken._meta.db_table} t JOIN {User._meta.db_table} u ON u.id = t.user_id WHERE t.key_hash = %s"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [key_hash])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    token = rows.instance(ApiToken, TOKEN_FIELDS, row[: len(TOKEN_FIELDS)])
-    token.user = rows.instance(User, USER_FIELDS, row[len(TOKEN_FIELDS) :])
-    return token
+        row: tuple[Any, ...] | None = cursor.fetchone()
+    return row
