@@ -210,7 +210,9 @@ class ActiveQueue:
             "n_reused",
             "n_failed",
         )
-        now, queued, rates = timezone.now(), [], {}
+        now = timezone.now()
+        queued: list[tuple[tuple[int, datetime, UUID], int, int]] = []
+        rates: dict[str, float] = {}
         for pk, owner_id, priority, created_at, n_queued, model, started_at, succeeded, reused, failed in rows:
             if n_queued > 0:
                 queued.append(((-priority, created_at, pk), owner_id, n_queued))

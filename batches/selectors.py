@@ -75,7 +75,7 @@ def batch_status_get(*, user: AnyUser, batch_id: UUID | str) -> Batch:
         raise NotFound("No such batch.")
     staff = getattr(user, "is_staff", False)
     sql = f"SELECT {rows.columns(Batch, STATUS_FIELDS, 'b')} FROM {Batch._meta.db_table} b WHERE b.id = %s"
-    params: list[Any] = [Batch._meta.pk.get_db_prep_value(pk, connection)]  # type: ignore[union-attr]
+    params: list[Any] = [Batch._meta.pk.get_db_prep_value(pk, connection)]
     if not staff:
         sql += " AND b.owner_id = %s"
         params.append(user.pk)

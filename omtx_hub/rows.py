@@ -13,15 +13,20 @@ from functools import cache
 from typing import Any, TypeVar
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
 
 
 def columns(model: type[Model], fields: Sequence[str], alias: str) -> str:
-    """`alias.column, …` for the model's `fields`, quoted for the current backend."""
+    """`alias.column, …` for the model's `fields` (attnames), quoted for the current backend."""
+    return _columns(model, tuple(fields), alias, connection.vendor)
+
+
+@cache
+def _columns(model: type[Model], fields: tuple[str, ...], alias: str, vendor: str) -> str:
     quote = connection.ops.quote_name
-    return ", ".join(f"{alias}.{quote(model._meta.get_field(name).column)}" for name in fields)  # type: ignore[union-attr]
+    return ", ".join(f"{alias}.{quote(_field(model, name).column)}" for name in fields)
 
 
 def instance(model: type[M], fields: Sequence[str], values: Sequence[Any]) -> M:
@@ -37,6 +42,10 @@ def instance(model: type[M], fields: Sequence[str], values: Sequence[Any]) -> M:
     return model.from_db(connection.alias, names, [read[name] for name in names])
 
 
+def _field(model: type[Model], attname: str) -> "Field[Any, Any]":
+    return next(f for f in model._meta.concrete_fields if f.attname == attname)
+
+
 def _convert(value: Any, converters: list[tuple[Any, Any]]) -> Any:
     for convert, expression in converters:
         value = convert(value, expression, connection)
@@ -49,6 +58,6 @@ def _converters(model: type[Model], fields: tuple[str, ...], vendor: str) -> lis
     the tests switch databases between runs, never within one process's connection."""
     found = []
     for name in fields:
-        col = model._meta.get_field(name).get_col(model._meta.db_table)  # type: ignore[union-attr]
+        col = _field(model, name).get_col(model._meta.db_table)
         found.append([(c, col) for c in [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)]])
     return found
