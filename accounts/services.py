@@ -14,8 +14,8 @@ TOKEN_FIELDS = ("id", "user_id", "expires_at", "revoked_at", "last_used_at")
 USER_FIELDS = tuple(f.attname for f in User._meta.concrete_fields)
 # How long a token's row (with its user's) is served from the cache. The database stays the
 # truth: token_revoke deletes the entry, so a revocation holds at once where the cache is
-# shared (Redis) and in the revoking process; elsewhere, and for a user deactivated or a
-# token changed by other means, a stale row is served at most this long.
+# shared (Redis) and in the revoking process; elsewhere, and for a user or token changed by
+# other means (deactivated, staff status removed), a stale row is served at most this long.
 TOKEN_CACHE_SECONDS = 10
 
 
