@@ -40,15 +40,21 @@ def token_authenticate(*, raw: str) -> ApiToken | None:
     """The token and its user: one query, or none for TOKEN_CACHE_SECONDS after one. Expiry
     is checked on every request, from the row, whether read or cached."""
     key_hash = hash_token(raw)
-    token = _token_read(key_hash)
-    if token is None or not token.is_active or not token.user.is_active:
+    row = _token_read(key_hash)
+    if row is None:
         return None
-    # Writes at most once a minute per token, so authentication stays a read. The cached
-    # row then says an old time: dropped, so the next request reads the new one.
+    token = rows.instance(ApiToken, TOKEN_FIELDS, row[: len(TOKEN_FIELDS)])
+    token.user = rows.instance(User, USER_FIELDS, row[len(TOKEN_FIELDS) :])
+    if not token.is_active or not token.user.is_active:
+        return None
+    # Writes at most once a minute per token, so authentication stays a read; the cached
+    # row is given the new time, or every request would write until it expired.
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        cache.delete(_cache_key(key_hash))
+        used = TOKEN_FIELDS.index("last_used_at")
+        row = (*row[:used], connection.ops.adapt_datetimefield_value(now), *row[used + 1 :])
+        cache.set(_cache_key(key_hash), row, TOKEN_CACHE_SECONDS)
     return token
 
 
@@ -56,18 +62,16 @@ def _cache_key(key_hash: str) -> str:
     return f"api-token:{key_hash}"
 
 
-def _token_read(key_hash: str) -> ApiToken | None:
-    """Written as SQL: through the ORM, compiling this join cost more Python than the rest
-    of an authenticated request (docs/performance.md). An unknown hash is not cached."""
-    row = cache.get(_cache_key(key_hash))
+def _token_read(key_hash: str) -> tuple[Any, ...] | None:
+    """The token's row with its user's, cached. Written as SQL: through the ORM, compiling
+    this join cost more Python than the rest of an authenticated request
+    (docs/performance.md). An unknown hash is not cached."""
+    row: tuple[Any, ...] | None = cache.get(_cache_key(key_hash))
     if row is None:
         row = _token_row(key_hash)
-        if row is None:
-            return None
-        cache.set(_cache_key(key_hash), row, TOKEN_CACHE_SECONDS)
-    token = rows.instance(ApiToken, TOKEN_FIELDS, row[: len(TOKEN_FIELDS)])
-    token.user = rows.instance(User, USER_FIELDS, row[len(TOKEN_FIELDS) :])
-    return token
+        if row is not None:
+            cache.set(_cache_key(key_hash), row, TOKEN_CACHE_SECONDS)
+    return row
 
 
 def _token_row(key_hash: str) -> tuple[Any, ...] | None:
