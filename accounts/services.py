@@ -1,9 +1,22 @@
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import ApiToken, hash_token, new_raw_token
+from omtx_hub import rows
+
+# What authentication reads of the token; the whole user (request.user is a full instance).
+TOKEN_FIELDS = ("id", "user_id", "expires_at", "revoked_at", "last_used_at")
+USER_FIELDS = tuple(f.attname for f in User._meta.concrete_fields)
+# How long a token's row (with its user's) is served from the cache. The database stays the
+# truth: token_revoke deletes the entry, so a revocation holds at once where the cache is
+# shared (Redis) and in the revoking process; elsewhere, and for a user or token changed by
+# other means (deactivated, staff status removed), a stale row is served at most this long.
+TOKEN_CACHE_SECONDS = 10
 
 
 def token_create(*, user: User, name: str = "default", expires_in_days: int | None = None) -> tuple[ApiToken, str]:
@@ -20,17 +33,53 @@ def token_create(*, user: User, name: str = "default", expires_in_days: int | No
 
 def token_revoke(*, token: ApiToken) -> None:
     ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    cache.delete(_cache_key(token.key_hash))
 
 
 def token_authenticate(*, raw: str) -> ApiToken | None:
-    try:
-        token = ApiToken.objects.select_related("user").get(key_hash=hash_token(raw))
-    except ApiToken.DoesNotExist:
+    """The token and its user: one query, or none for TOKEN_CACHE_SECONDS after one. Expiry
+    is checked on every request, from the row, whether read or cached."""
+    key_hash = hash_token(raw)
+    row = _token_read(key_hash)
+    if row is None:
         return None
+    token = rows.instance(ApiToken, TOKEN_FIELDS, row[: len(TOKEN_FIELDS)])
+    token.user = rows.instance(User, USER_FIELDS, row[len(TOKEN_FIELDS) :])
     if not token.is_active or not token.user.is_active:
         return None
-    # Writes at most once a minute per token, so authentication stays a read.
+    # Writes at most once a minute per token, so authentication stays a read; the cached
+    # row is given the new time, or every request would write until it expired.
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        used = TOKEN_FIELDS.index("last_used_at")
+        row = (*row[:used], connection.ops.adapt_datetimefield_value(now), *row[used + 1 :])
+        cache.set(_cache_key(key_hash), row, TOKEN_CACHE_SECONDS)
     return token
+
+
+def _cache_key(key_hash: str) -> str:
+    return f"api-token:{key_hash}"
+
+
+def _token_read(key_hash: str) -> tuple[Any, ...] | None:
+    """The token's row with its user's, cached. Written as SQL: through the ORM, compiling
+    this join cost more Python than the rest of an authenticated request
+    (docs/performance.md). An unknown hash is not cached."""
+    row: tuple[Any, ...] | None = cache.get(_cache_key(key_hash))
+    if row is None:
+        row = _token_row(key_hash)
+        if row is not None:
+            cache.set(_cache_key(key_hash), row, TOKEN_CACHE_SECONDS)
+    return row
+
+
+def _token_row(key_hash: str) -> tuple[Any, ...] | None:
+    sql = (
+        f"SELECT {rows.columns(ApiToken, TOKEN_FIELDS, 't')}, {rows.columns(User, USER_FIELDS, 'u')}"
+        f" FROM {ApiToken._meta.db_table} t JOIN {User._meta.db_table} u ON u.id = t.user_id WHERE t.key_hash = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key_hash])
+        row: tuple[Any, ...] | None = cursor.fetchone()
+    return row

@@ -8,8 +8,9 @@ through the hub's own services (a user and API token, a 10,000-job batch, other 
 batches so the status carries a queue position and a hub-rate ETA), then starts gunicorn with
 the `web:` line of deploy/Procfile (same config module, same worker options) in production
 mode. The only difference from production is the settings module, benchmarks/http_settings.py,
-whose URLconf adds the floors: `/bench/bare` (a Django JSON view) and `/bench/auth` (a DRF
-view behind the API's token authentication). `--layout ARGS`, repeated, starts one server per
+whose URLconf adds the floors: `/bench/bare` (a Django JSON view), `/bench/db` (the same after
+one single-row query, and so the connection's health check) and `/bench/auth` (a DRF view
+behind the API's token authentication). `--layout ARGS`, repeated, starts one server per
 layout (ARGS appended to the Procfile's command) and measures them in the same rounds.
 
 A load generator in this process keeps 32 connections busy (keep-alive when the server allows
@@ -211,6 +212,7 @@ def seed(jobs: int) -> tuple[str, str]:
     batches (some running), through the hub's services. Returns (raw token, batch id)."""
     from django.contrib.auth.models import User
     from django.core.management import call_command
+    from django.test import override_settings
     from django.utils import timezone
 
     from accounts.services import token_create
@@ -239,7 +241,11 @@ def seed(jobs: int) -> tuple[str, str]:
     submission = Submission(
         name="bench 10k", model="ligand-profile", protein_sequence=fasta, ligands=many, allow_duplicates=True
     )
-    batch, _ = batch_create(owner=owner, submission=submission)
+    # Validated inline, whatever its size: the poll of a queued batch (progress, queue position
+    # and hub-rate ETA) is what clients repeat; a `validating` one has no queue to compute yet.
+    with override_settings(OMTX_INLINE_VALIDATION_LIGANDS=jobs):
+        batch, _ = batch_create(owner=owner, submission=submission)
+    assert batch.status == BatchStatus.QUEUED, batch.status
     print(f"seeded: {batch.n_total} jobs in the polled batch, {Batch.objects.count()} batches")
     return raw, str(batch.pk)
 
@@ -309,6 +315,7 @@ def main() -> None:
             servers[layout or "Procfile"] = Server(start_server(url, port, layout, var_dir), admin, port)
         paths = {
             "bare": "/bench/bare",
+            "db": "/bench/db",
             "auth": "/bench/auth",
             "status": f"/api/v3/batches/{batch_id}/status",
             "list": "/api/v3/batches",

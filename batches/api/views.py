@@ -28,7 +28,7 @@ from batches.api.params import instant, thresholds
 from batches.catalog import MODELS
 from batches.export_files import export_file_get, export_file_request, export_is_large
 from batches.models import ExportFile, ExportStatus
-from batches.selectors import batch_get, batch_list, job_get, job_list, results_ranking
+from batches.selectors import batch_get, batch_list, batch_status_get, job_get, job_list, results_ranking
 from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed
 from batches.services.submission import batch_create, batch_validate
 from batches.states import BatchStatus as BatchState
@@ -168,7 +168,7 @@ class BatchStatus(APIView):
         responses={200: schemas.BatchStatusSerializer, **schemas.errors(404)},
     )
     def get(self, request: Request, batch_id: str) -> Response:
-        return Response(rep.batch_status(batch_get(user=request.user, batch_id=batch_id)))
+        return Response(rep.batch_status(batch_status_get(user=request.user, batch_id=batch_id)))
 
 
 class BatchCancel(APIView):
