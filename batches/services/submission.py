@@ -303,10 +303,11 @@ def _store_for_validation(
                 batch=batch,
                 number=number,
                 first_index=start,
-                size=len(ligands[start : start + INTAKE_CHUNK]),
-                items=[encode_raw(ligand) for ligand in ligands[start : start + INTAKE_CHUNK]],
+                size=len(chunk),
+                items=[encode_raw(ligand) for ligand in chunk],
             )
             for number, start in enumerate(range(0, len(ligands), INTAKE_CHUNK))
+            for chunk in [ligands[start : start + INTAKE_CHUNK]]
         )
     return batch
 

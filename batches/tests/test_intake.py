@@ -313,10 +313,7 @@ def test_concurrent_claims_take_each_chunk_once(owner: User) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_finalizers_create_the_jobs_once(owner: User) -> None:
     batch = _validating_batch(owner, 30)
-    for chunk in intake.intake_claim(limit=100):
-        intake.intake_store(
-            chunk=chunk, results=background.check_chunk(chunk.items, chunk.first_index, chunk.limits, True)
-        )
+    _validate_without_finalizing()
     outcomes = race(*[lambda: intake.intake_finalize(batch_id=batch.pk) for _ in range(4)])
     assert not unexpected(outcomes)
     assert outcomes.count(True) == 1
@@ -328,10 +325,7 @@ def test_concurrent_finalizers_create_the_jobs_once(owner: User) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_cancel_racing_finalize_leaves_a_cancelled_batch_without_jobs_or_with_all(owner: User) -> None:
     batch = _validating_batch(owner, 30)
-    for chunk in intake.intake_claim(limit=100):
-        intake.intake_store(
-            chunk=chunk, results=background.check_chunk(chunk.items, chunk.first_index, chunk.limits, True)
-        )
+    _validate_without_finalizing()
     outcomes = race(lambda: intake.intake_finalize(batch_id=batch.pk), lambda: batch_cancel(batch=batch))
     assert not unexpected(outcomes)
     batch.refresh_from_db()
@@ -340,6 +334,13 @@ def test_cancel_racing_finalize_leaves_a_cancelled_batch_without_jobs_or_with_al
     # Finalize first: 30 jobs, all cancelled by the cancel. Cancel first: no jobs at all.
     assert jobs.count() in (0, 30) and not jobs.exclude(status="cancelled").exists()
     assert batch.n_cancelled == jobs.count()
+
+
+def _validate_without_finalizing() -> None:
+    """Every pending chunk validated and stored, as a worker does before its finalize."""
+    for chunk in intake.intake_claim(limit=100):
+        results = background.check_chunk(chunk.items, chunk.first_index, chunk.limits, True)
+        intake.intake_store(chunk=chunk, results=results)
 
 
 def _validating_batch(owner: User, n: int) -> Batch:
@@ -357,10 +358,7 @@ def test_a_batch_whose_worker_died_before_finalize_is_finalized_by_the_next(
     owner_client: APIClient, small_chunks: None, validate_in_background: Callable[[], int]
 ) -> None:
     batch_id = _post(owner_client, MIXED).json()["id"]
-    for chunk in intake.intake_claim(limit=10):  # validated and stored; then the worker died
-        intake.intake_store(
-            chunk=chunk, results=background.check_chunk(chunk.items, chunk.first_index, chunk.limits, True)
-        )
+    _validate_without_finalizing()  # validated and stored; then the worker died
     assert Batch.objects.get(pk=batch_id).status == BatchStatus.VALIDATING
     assert background.step()  # nothing left to claim: the next worker's pass finalizes it
     assert Batch.objects.get(pk=batch_id).status == BatchStatus.QUEUED
