@@ -114,16 +114,51 @@ class RowJSONField(models.JSONField):
         return "%s"
 
 
+class DryRun(models.Model):
+    """A dry run too large to validate in its request (POST /batches/validate answered 202):
+    its ligands wait in IntakeChunk rows as a batch's do, the background worker validates
+    them, and the report is kept until the run expires (batches/services/dry_runs.py)."""
+
+    class Status(models.TextChoices):
+        VALIDATING = "validating"
+        DONE = "done"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dry_runs")
+    model = models.CharField(max_length=50)
+    options = models.JSONField(default=dict)
+    priority = models.SmallIntegerField(default=0)
+    standardize = models.BooleanField(default=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.VALIDATING)
+    ligands_submitted = models.PositiveIntegerField()
+    # What the report needs besides the ligands: on_invalid, allow_duplicates, warnings, protein.
+    request = models.JSONField(default=dict)
+    report = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # dry_runs_expire: the oldest first, whatever their status.
+            models.Index(fields=["created_at"], name="dry_run_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"dry run {self.id} ({self.ligands_submitted} ligands) [{self.status}]"
+
+
 class IntakeChunk(models.Model):
     """A slice of a submission's ligands waiting to be validated in the background
     (batches/services/intake.py). Stored by the request that answered 202, validated by
-    a background worker under a lease, deleted when the batch's jobs are created."""
+    a background worker under a lease, deleted when the batch's jobs are created. A large
+    dry run's ligands wait the same way: a chunk belongs to a batch or to a dry run."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
         DONE = "done"
 
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="intake_chunks")
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="intake_chunks", null=True, blank=True)
+    dry_run = models.ForeignKey(DryRun, on_delete=models.CASCADE, related_name="intake_chunks", null=True, blank=True)
     number = models.PositiveIntegerField()
     # Index in the submission of the chunk's first ligand.
     first_index = models.PositiveIntegerField()
@@ -150,10 +185,15 @@ class IntakeChunk(models.Model):
         constraints = [
             # The unique index also serves intake_finalize's "this batch's chunks in order".
             models.UniqueConstraint(fields=["batch", "number"], name="intake_batch_number_unique"),
+            models.UniqueConstraint(fields=["dry_run", "number"], name="intake_dry_run_number_unique"),
+            models.CheckConstraint(
+                condition=Q(batch__isnull=False, dry_run__isnull=True) | Q(batch__isnull=True, dry_run__isnull=False),
+                name="intake_chunk_has_one_parent",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"chunk {self.number} of {self.batch_id} [{self.status}]"
+        return f"chunk {self.number} of {self.batch_id or self.dry_run_id} [{self.status}]"
 
 
 class Job(models.Model):

@@ -209,6 +209,8 @@ SPECTACULAR_SETTINGS = {
 # background worker (`manage.py background`) in a pool of this many processes (0: in the
 # worker process itself).
 OMTX_INLINE_VALIDATION_LIGANDS = env_int("OMTX_INLINE_VALIDATION_LIGANDS", 500, minimum=0)
+# A dry run of more ligands answers 202 the same way; its report is kept this long.
+OMTX_DRY_RUN_HOURS = env_int("OMTX_DRY_RUN_HOURS", 24, minimum=1)
 OMTX_VALIDATION_WORKERS = env_int("OMTX_VALIDATION_WORKERS", os.cpu_count() or 1, minimum=0)
 
 # Execution engine (DESIGN §5).

@@ -6,9 +6,10 @@ from rest_framework.request import Request
 from rest_framework.reverse import reverse
 
 from batches.catalog import get_model
-from batches.models import Batch, Job
+from batches.models import Batch, DryRun, Job
 from batches.queue import batch_outlook, work_estimate
 from batches.selectors import batch_progress
+from batches.services.dry_runs import dry_run_expires_at
 from batches.services.intake import intake_progress
 from batches.states import BATCH_TERMINAL, BatchStatus
 
@@ -167,3 +168,17 @@ def metric_fields(model: str) -> list[dict[str, Any]]:
         }
         for f in get_model(model).outputs
     ]
+
+
+def dry_run(run: DryRun, request: Request) -> dict[str, Any]:
+    validating = run.status == DryRun.Status.VALIDATING
+    return {
+        "id": str(run.pk),
+        "url": _url("dry-run-detail", request, dry_run_id=run.pk),
+        "status": run.status,
+        "intake": intake_progress(run) if validating else None,
+        "report": run.report,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
+        "expires_at": dry_run_expires_at(run),
+    }

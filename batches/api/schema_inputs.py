@@ -35,6 +35,7 @@ SUBMISSION_EXAMPLE = OpenApiExample(
 BATCH_ID = OpenApiParameter("batch_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The batch id.")
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The job id.")
 EXPORT_ID = OpenApiParameter("export_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The export file id.")
+DRY_RUN_ID = OpenApiParameter("dry_run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The dry run id.")
 PAGE = [
     OpenApiParameter(
         "limit",

@@ -419,6 +419,24 @@ class ValidationReportSerializer(ValidationSummarySerializer):
     queue = QueuePositionSerializer(help_text="Where the batch would queue if submitted now.")
     model = ValidatedModelSerializer(help_text="The model and its parameters.")
     protein = ValidatedProteinSerializer(help_text="The parsed protein.")
+    warnings = serializers.ListField(
+        child=serializers.CharField(), help_text="Options accepted but not applied as given."
+    )
+
+
+class DryRunSerializer(serializers.Serializer[Any]):
+    id = serializers.UUIDField(help_text="The dry run's id.")
+    url = serializers.URLField(help_text="Where to poll it (GET) or drop it (DELETE).")
+    status = serializers.ChoiceField(
+        choices=["validating", "done"], help_text="`validating` in the background, then `done` with its report."
+    )
+    intake = IntakeSerializer(allow_null=True, help_text="Validation's progress while `validating`; else null.")
+    report = ValidationReportSerializer(
+        allow_null=True, help_text="The report an inline dry run answers, once `done`; else null."
+    )
+    created_at = serializers.DateTimeField(help_text="When the dry run was submitted.")
+    finished_at = serializers.DateTimeField(allow_null=True, help_text="When its report was written.")
+    expires_at = serializers.DateTimeField(help_text="When it is deleted (OMTX_DRY_RUN_HOURS after submission).")
 
 
 # --- models ------------------------------------------------------------------

@@ -17,6 +17,7 @@ urlpatterns = [
     route("batches", views.BatchCollection, "batch-list"),
     route("batches/submit", views.LegacySubmit, "batch-submit"),
     route("batches/validate", views.BatchValidate, "batch-validate"),
+    route(rf"batches/validations/(?P<dry_run_id>{UUID})", views.DryRunDetail, "dry-run-detail"),
     route(rf"batches/(?P<batch_id>{UUID})", views.BatchDetail, "batch-detail"),
     route(rf"batches/(?P<batch_id>{UUID})/status", views.BatchStatus, "batch-status"),
     route(rf"batches/(?P<batch_id>{UUID})/results", views.BatchResults, "batch-results"),

@@ -29,8 +29,9 @@ from batches.catalog import MODELS
 from batches.export_files import export_file_get, export_file_request, export_is_large
 from batches.models import ExportFile, ExportStatus
 from batches.selectors import batch_get, batch_list, batch_status_get, job_get, job_list, results_ranking
+from batches.services.dry_runs import dry_run_delete, dry_run_get, dry_run_start
 from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed
-from batches.services.submission import batch_create, batch_validate
+from batches.services.submission import batch_create, batch_validate, validates_inline
 from batches.states import BatchStatus as BatchState
 from omtx_hub.errors import Conflict, InvalidInput, NotFound
 from omtx_hub.requests import request_user
@@ -135,11 +136,44 @@ class BatchValidate(APIView):
         operation_id="batches_validate",
         request=SUBMISSION_BODIES,
         examples=[schema_inputs.SUBMISSION_EXAMPLE],
-        responses={200: schemas.ValidationReportSerializer, **schemas.errors(413)},
+        responses={
+            200: OpenApiResponse(schemas.ValidationReportSerializer, description="The report; nothing stored."),
+            202: OpenApiResponse(
+                schemas.DryRunSerializer,
+                description=(
+                    "Accepted: more ligands than OMTX_INLINE_VALIDATION_LIGANDS; validated in the background "
+                    "(poll the `Location` URL until `done`, then read `report`)."
+                ),
+            ),
+            **schemas.errors(413),
+        },
     )
     def post(self, request: Request) -> Response:
         submission, _ = submission_from_request(request)
-        return Response(batch_validate(submission=submission, owner=request_user(request)))
+        owner = request_user(request)
+        if validates_inline(submission):
+            return Response(batch_validate(submission=submission, owner=owner))
+        body = rep.dry_run(dry_run_start(owner=owner, submission=submission), request)
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+
+class DryRunDetail(APIView):
+    @extend_schema(
+        operation_id="batches_validation_retrieve",
+        parameters=[schema_inputs.DRY_RUN_ID],
+        responses={200: schemas.DryRunSerializer, **schemas.errors(404)},
+    )
+    def get(self, request: Request, dry_run_id: str) -> Response:
+        return Response(rep.dry_run(dry_run_get(user=request_user(request), dry_run_id=dry_run_id), request))
+
+    @extend_schema(
+        operation_id="batches_validation_destroy",
+        parameters=[schema_inputs.DRY_RUN_ID],
+        responses={204: OpenApiResponse(description="Dropped, validated or not."), **schemas.errors(404)},
+    )
+    def delete(self, request: Request, dry_run_id: str) -> Response:
+        dry_run_delete(run=dry_run_get(user=request_user(request), dry_run_id=dry_run_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class BatchDetail(APIView):

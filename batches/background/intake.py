@@ -1,5 +1,6 @@
 """The background step that validates submitted batches (batches/services/intake.py): claim
-chunks, check them in a process pool across the cores, store, finalize finished batches."""
+chunks, check them in a process pool across the cores, store, finalize finished batches
+(and dry runs, whose chunks take the same path: batches/services/dry_runs.py)."""
 
 import logging
 import multiprocessing
@@ -9,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
+from batches.services.dry_runs import dry_run_finalize, dry_runs_unfinalized
 from batches.services.intake import (
     ClaimedChunk,
     intake_claim,
@@ -66,6 +68,7 @@ def step() -> bool:
     results are stored), then finalize the batches they belong to; first, any batch whose
     chunks are all validated but whose finalize never ran (its worker died in between)."""
     finalized = any([intake_finalize(batch_id=batch_id) for batch_id in intake_unfinalized()])
+    finalized = any([dry_run_finalize(dry_run_id=run_id) for run_id in dry_runs_unfinalized()]) or finalized
     chunks = intake_claim(limit=2 * max(1, settings.OMTX_VALIDATION_WORKERS))
     if not chunks:
         return finalized
@@ -76,9 +79,15 @@ def step() -> bool:
     for chunk in chunks:
         if chunk.attempts > ONE_BY_ONE_AFTER:
             intake_store(chunk=chunk, results=_one_by_one(chunk))
-    for batch_id in dict.fromkeys(chunk.batch_id for chunk in chunks):
-        intake_finalize(batch_id=batch_id)
+    _finalize_parents(chunks)
     return True
+
+
+def _finalize_parents(chunks: list[ClaimedChunk]) -> None:
+    for batch_id in dict.fromkeys(chunk.batch_id for chunk in chunks if chunk.batch_id):
+        intake_finalize(batch_id=batch_id)
+    for dry_run_id in dict.fromkeys(chunk.dry_run_id for chunk in chunks if chunk.dry_run_id):
+        dry_run_finalize(dry_run_id=dry_run_id)
 
 
 def _store(chunk: ClaimedChunk, future: Future[list[list[Any]]]) -> None:

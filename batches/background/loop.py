@@ -7,6 +7,7 @@ from collections.abc import Callable
 from batches.background import intake
 from batches.background.exports import build_exports
 from batches.engine.outcomes import drop_broken_connection
+from batches.services.dry_runs import dry_runs_expire
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +16,11 @@ Step = Callable[[], bool]
 
 def steps() -> list[Step]:
     """The kinds of background work, in the order one pass runs them."""
-    return [intake.step, build_exports]
+    return [intake.step, build_exports, expire_dry_runs]
+
+
+def expire_dry_runs() -> bool:
+    return dry_runs_expire() > 0
 
 
 def run_once() -> bool:

@@ -13,6 +13,9 @@ nothing; a killed worker's chunk stays pending and is claimed again when its lea
 Finalize runs under the batch's row lock and only from `validating`, so two workers that
 finish a batch's last chunks at once create its jobs once; a cancel or delete that took the
 lock first leaves finalize nothing to do.
+
+A large dry run's chunks take the same path: claimed, validated and stored alike; only the
+end differs (batches/services/dry_runs.py writes a report instead of jobs).
 """
 
 import uuid
@@ -23,11 +26,11 @@ from typing import Any
 from uuid import UUID
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, Sum
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from batches.catalog import get_model
-from batches.models import Batch, IntakeChunk
+from batches.models import Batch, DryRun, IntakeChunk
 from batches.registry import Limits
 from batches.services.job_rows import create_jobs
 from batches.services.submission import reject_if_needed
@@ -44,7 +47,9 @@ PENDING = IntakeChunk.Status.PENDING
 @dataclass(frozen=True)
 class ClaimedChunk:
     pk: int
-    batch_id: UUID
+    # The chunk's parent: a batch, or a dry run (exactly one is set).
+    batch_id: UUID | None
+    dry_run_id: UUID | None
     token: str
     first_index: int
     items: list[list[Any]]
@@ -71,20 +76,24 @@ def intake_claim(*, limit: int, lease_seconds: int = LEASE_SECONDS) -> list[Clai
         IntakeChunk.objects.filter(free, pk__in=ids).update(
             claim_token=token, lease_expires_at=now + timedelta(seconds=lease_seconds), attempts=F("attempts") + 1
         )
-    rows = IntakeChunk.objects.filter(pk__in=ids, claim_token=token).select_related("batch").order_by("pk")
-    return [
-        ClaimedChunk(
-            pk=row.pk,
-            batch_id=row.batch_id,
-            token=token,
-            first_index=row.first_index,
-            items=row.items,
-            attempts=row.attempts,
-            limits=get_model(row.batch.model).limits,
-            standardize=row.batch.standardize,
-        )
-        for row in rows
-    ]
+    rows = IntakeChunk.objects.filter(pk__in=ids, claim_token=token).select_related("batch", "dry_run")
+    return [_claimed(row, token) for row in rows.order_by("pk")]
+
+
+def _claimed(row: IntakeChunk, token: str) -> ClaimedChunk:
+    parent = row.batch or row.dry_run
+    assert parent is not None  # intake_chunk_has_one_parent
+    return ClaimedChunk(
+        pk=row.pk,
+        batch_id=row.batch_id,
+        dry_run_id=row.dry_run_id,
+        token=token,
+        first_index=row.first_index,
+        items=row.items,
+        attempts=row.attempts,
+        limits=get_model(parent.model).limits,
+        standardize=parent.standardize,
+    )
 
 
 def intake_store(*, chunk: ClaimedChunk, results: list[list[Any]]) -> bool:
@@ -109,7 +118,9 @@ def intake_finalize(*, batch_id: UUID) -> bool:
             return False
         pending = batch.validation_report
         report = dedupe(
-            _checked(batch), standardize=batch.standardize, allow_duplicates=pending.get("allow_duplicates", False)
+            checked_ligands(batch.intake_chunks.all()),
+            standardize=batch.standardize,
+            allow_duplicates=pending.get("allow_duplicates", False),
         )
         summary = {**report.summary(), "warnings": pending.get("warnings", [])}
         refusal = _refusal(report, pending.get("on_invalid", "skip"))
@@ -138,14 +149,15 @@ def intake_unfinalized() -> list[UUID]:
     )
 
 
-def intake_progress(batch: Batch) -> dict[str, int]:
-    """How far a validating batch has come, in ligands (one query on the chunk index)."""
-    done = batch.intake_chunks.filter(status=IntakeChunk.Status.DONE).aggregate(validated=Sum("size"))
-    return {"submitted": batch.ligands_submitted, "validated": done["validated"] or 0}
+def intake_progress(parent: Batch | DryRun) -> dict[str, int]:
+    """How far a validating batch or dry run has come, in ligands (one query on the chunk index)."""
+    done = parent.intake_chunks.filter(status=IntakeChunk.Status.DONE).aggregate(validated=Sum("size"))
+    return {"submitted": parent.ligands_submitted, "validated": done["validated"] or 0}
 
 
-def _checked(batch: Batch) -> Iterator[Any]:
-    for results in batch.intake_chunks.order_by("number").values_list("results", flat=True).iterator(chunk_size=10):
+def checked_ligands(chunks: QuerySet[IntakeChunk]) -> Iterator[Any]:
+    """The validated ligands of one parent's chunks, in submission order."""
+    for results in chunks.order_by("number").values_list("results", flat=True).iterator(chunk_size=10):
         yield from (decode_checked(item) for item in results or [])
 
 

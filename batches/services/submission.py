@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 
 from batches.catalog import MODELS, get_model
 from batches.engine.availability import check_executor
-from batches.models import Batch, IntakeChunk, Target
+from batches.models import Batch, DryRun, IntakeChunk, Target
 from batches.queue import submission_position, work_estimate
 from batches.registry import ModelSpec
 from batches.services.job_rows import create_jobs
@@ -146,9 +146,46 @@ def reject_if_needed(report: LigandReport, on_invalid: str) -> None:
 
 def batch_validate(*, submission: Submission, owner: User | None = None) -> dict[str, Any]:
     """The dry run: the per-ligand report, an estimate of cost and, for a
-    known owner, where the batch would queue; nothing stored."""
+    known owner, where the batch would queue; nothing stored. A large one is validated in
+    the background instead (batches/services/dry_runs.py), with the same report."""
     prepared = batch_prepare(submission=submission)
-    spec, report = prepared.spec, prepared.report
+    return dry_run_report(
+        report=prepared.report,
+        spec=prepared.spec,
+        params=prepared.params,
+        protein=protein_summary(owner, submission, prepared.protein),
+        on_invalid=submission.on_invalid,
+        warnings=submission.warnings,
+        owner=owner,
+        priority=submission.priority,
+    )
+
+
+def validates_inline(submission: Submission) -> bool:
+    """Whether a submission is small enough to validate in its request."""
+    return len(submission.ligands) <= settings.OMTX_INLINE_VALIDATION_LIGANDS
+
+
+def protein_summary(owner: User | None, submission: Submission, protein: Protein) -> dict[str, Any]:
+    return {
+        "name": _target_name(owner, submission, protein),
+        "length": len(protein.sequence),
+        "header": protein.header,
+    }
+
+
+def dry_run_report(
+    *,
+    report: LigandReport,
+    spec: ModelSpec,
+    params: dict[str, Any],
+    protein: dict[str, Any],
+    on_invalid: str,
+    warnings: list[str],
+    owner: User | None,
+    priority: int,
+) -> dict[str, Any]:
+    """What a dry run answers, inline or (for a large one) when the background worker is done."""
     summary = report.summary()
     summary["accepted_ligands"] = [
         {
@@ -162,16 +199,13 @@ def batch_validate(*, submission: Submission, owner: User | None = None) -> dict
         }
         for ok in report.accepted
     ]
-    summary["would_run"] = bool(report.accepted) and not (report.rejected and submission.on_invalid == "reject")
+    summary["would_run"] = bool(report.accepted) and not (report.rejected and on_invalid == "reject")
     summary["estimate"] = work_estimate(spec.name, len(report.accepted))
     if owner is not None:
-        summary["queue"] = submission_position(owner_id=owner.pk, priority=submission.priority)
-    summary["model"] = {"name": spec.name, "version": spec.version, "parameters": prepared.params}
-    summary["protein"] = {
-        "name": _target_name(owner, submission, prepared.protein),
-        "length": len(prepared.protein.sequence),
-        "header": prepared.protein.header,
-    }
+        summary["queue"] = submission_position(owner_id=owner.pk, priority=priority)
+    summary["model"] = {"name": spec.name, "version": spec.version, "parameters": params}
+    summary["protein"] = protein
+    summary["warnings"] = warnings
     return summary
 
 
@@ -207,7 +241,7 @@ def _create(owner: User, submission: Submission, key: str | None, request_sha256
     """Validated here and queued (small batches), or stored as `validating` for the
     background worker (batches/services/intake.py) when validating would keep the request
     waiting: the whole-batch checks are answered here either way."""
-    if len(submission.ligands) <= settings.OMTX_INLINE_VALIDATION_LIGANDS:
+    if validates_inline(submission):
         prepared = batch_prepare(submission=submission)
         reject_if_needed(prepared.report, submission.on_invalid)
         check_executor(prepared.spec)
@@ -298,18 +332,26 @@ def _store_for_validation(
                 "warnings": submission.warnings,
             },
         )
-        IntakeChunk.objects.bulk_create(
-            IntakeChunk(
-                batch=batch,
-                number=number,
-                first_index=start,
-                size=len(chunk),
-                items=[encode_raw(ligand) for ligand in chunk],
-            )
-            for number, start in enumerate(range(0, len(ligands), INTAKE_CHUNK))
-            for chunk in [ligands[start : start + INTAKE_CHUNK]]
-        )
+        store_intake_chunks(ligands, batch=batch)
     return batch
+
+
+def store_intake_chunks(
+    ligands: list[RawLigand | LigandRejected], *, batch: Batch | None = None, dry_run: DryRun | None = None
+) -> None:
+    """The raw ligands of a batch or a dry run, in chunks for the background worker."""
+    IntakeChunk.objects.bulk_create(
+        IntakeChunk(
+            batch=batch,
+            dry_run=dry_run,
+            number=number,
+            first_index=start,
+            size=len(chunk),
+            items=[encode_raw(ligand) for ligand in chunk],
+        )
+        for number, start in enumerate(range(0, len(ligands), INTAKE_CHUNK))
+        for chunk in [ligands[start : start + INTAKE_CHUNK]]
+    )
 
 
 def _batch_fields(
