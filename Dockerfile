@@ -10,4 +10,4 @@ RUN useradd --system omtx && mkdir -p $OMTX_VAR_DIR && chown omtx $OMTX_VAR_DIR 
     && ENVIRONMENT=development python manage.py collectstatic --noinput
 USER omtx
 EXPOSE 8000
-CMD ["gunicorn", "--config", "python:omtx_hub.gunicorn_conf", "omtx_hub.wsgi:application", "--workers", "3", "--bind", "0.0.0.0:8000"]
+CMD ["gunicorn", "--config", "python:omtx_hub.gunicorn_conf", "omtx_hub.wsgi:application", "--workers", "2", "--bind", "0.0.0.0:8000"]

@@ -143,10 +143,12 @@ def intake_finalize(*, batch_id: UUID) -> bool:
 
 def intake_unfinalized() -> list[UUID]:
     """Batches still validating with no chunk pending: all validated, finalize still owed."""
+    return list(unfinalized_query())
+
+
+def unfinalized_query() -> QuerySet[Batch, UUID]:
     pending = IntakeChunk.objects.filter(batch=OuterRef("pk"), status=PENDING)
-    return list(
-        Batch.objects.filter(status=BatchStatus.VALIDATING).filter(~Exists(pending)).values_list("pk", flat=True)
-    )
+    return Batch.objects.filter(status=BatchStatus.VALIDATING).filter(~Exists(pending)).values_list("pk", flat=True)
 
 
 def intake_progress(parent: Batch | DryRun) -> dict[str, int]:

@@ -409,3 +409,26 @@ def test_an_sdf_title_that_is_not_utf8_leaves_the_ligand_unnamed() -> None:
     data = (_mol("caf\xe9") + "$$$$\n").encode("latin-1")
     [ligand] = read_ligand_file(data, "x.sdf")
     assert ligand.smiles == "CO" and ligand.name is None and ligand.error is None
+
+
+@pytest.mark.postgres
+def test_the_sweep_for_owed_finalizes_reads_only_the_validating_batches(owner: User) -> None:
+    """intake_unfinalized runs on every idle pass: with many finished batches its plan must
+    use the partial index, not read the batch table."""
+    import json
+
+    from django.db import connection
+
+    from batches.models import Target
+
+    target = Target.objects.create(sequence_sha256="x" * 64, sequence=CDK2, length=len(CDK2))
+    fields = {"owner": owner, "model": "ligand-profile", "model_version": "1", "target": target}
+    Batch.objects.bulk_create(Batch(name=f"b{i}", status=BatchStatus.COMPLETED, **fields) for i in range(3000))
+    Batch.objects.create(name="still validating", status=BatchStatus.VALIDATING, **fields)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE batches_batch")
+        sql, params = intake.unfinalized_query().query.sql_with_params()
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        (plan,) = cursor.fetchone()
+    text = plan if isinstance(plan, str) else json.dumps(plan)
+    assert "batch_validating" in text
