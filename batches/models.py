@@ -181,9 +181,11 @@ class IntakeChunk(models.Model):
     class Meta:
         ordering = ["batch", "number"]
         indexes = [
-            # intake_claim: pending chunks in submission order. Partial, so it holds only
-            # the chunks still to validate.
-            models.Index(fields=["id"], condition=Q(status="pending"), name="intake_pending"),
+            # intake_claim: pending chunks by their number within their batch, then age, so
+            # every waiting submission gets its next chunk validated in turn (a 600-ligand
+            # batch does not wait behind a 100,000-ligand one). Partial, so it holds only the
+            # chunks still to validate.
+            models.Index(fields=["number", "id"], condition=Q(status="pending"), name="intake_pending_turn"),
         ]
         constraints = [
             # The unique index also serves intake_finalize's "this batch's chunks in order".

@@ -59,7 +59,9 @@ class ClaimedChunk:
 
 
 def intake_claim(*, limit: int, lease_seconds: int = LEASE_SECONDS) -> list[ClaimedChunk]:
-    """Up to `limit` pending chunks nobody holds, oldest first, leased to the caller."""
+    """Up to `limit` pending chunks nobody holds, leased to the caller: each waiting batch's
+    (or dry run's) next chunk in turn, oldest first, so one large submission does not hold
+    back everyone else's."""
     now = timezone.now()
     token = uuid.uuid4().hex
     free = Q(status=PENDING) & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
@@ -69,7 +71,7 @@ def intake_claim(*, limit: int, lease_seconds: int = LEASE_SECONDS) -> list[Clai
         # has no row locks, two claimers still never hold one chunk.
         ids = list(
             IntakeChunk.objects.filter(free)
-            .order_by("pk")
+            .order_by("number", "pk")
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)[:limit]
         )

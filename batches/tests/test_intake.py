@@ -432,3 +432,12 @@ def test_the_sweep_for_owed_finalizes_reads_only_the_validating_batches(owner: U
         (plan,) = cursor.fetchone()
     text = plan if isinstance(plan, str) else json.dumps(plan)
     assert "batch_validating" in text
+
+
+def test_a_small_submission_is_validated_in_turn_not_after_a_large_one(owner: User, outsider: User) -> None:
+    large = _validating_batch(owner, 30)  # 10 chunks
+    small = _validating_batch(outsider, 6)  # 2 chunks, submitted later
+    first = intake.intake_claim(limit=2)
+    assert {chunk.batch_id for chunk in first} == {large.pk, small.pk}
+    second = intake.intake_claim(limit=2)
+    assert {chunk.batch_id for chunk in second} == {large.pk, small.pk}
