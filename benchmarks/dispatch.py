@@ -23,7 +23,6 @@ import os
 import resource
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -35,7 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.scratch import scratch_database  # noqa: E402
+from benchmarks.scratch import scratch_database, setup_django  # noqa: E402
 
 SCRATCH = "omtx_bench_dispatch"
 TARGET_JOBS_PER_SECOND = 1000
@@ -72,17 +71,6 @@ class ZeroExecutor:
 
     def shutdown(self) -> None:
         pass
-
-
-def setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omtx_hub.settings")
-    os.environ.setdefault("OMTX_VAR_DIR", tempfile.mkdtemp(prefix="omtx-bench-"))
-    # As deployed: with DEBUG on, Django keeps and formats every query.
-    os.environ.setdefault("DEBUG", "false")
-    import django
-
-    django.setup()
 
 
 def verdict(ok: bool) -> str:

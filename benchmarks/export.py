@@ -15,7 +15,6 @@ server memory ≤ 200 MB. Timings are noisy on a shared 2-core machine: compare 
 
 import argparse
 import multiprocessing
-import os
 import resource
 import shutil
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.scratch import scratch_database  # noqa: E402
+from benchmarks.scratch import scratch_database, setup_django  # noqa: E402
 
 SCRATCH = "omtx_bench_export"
 TARGET_SECONDS = 5.0
@@ -44,15 +43,6 @@ SMILES = [
     "Nc1ncnc2[nH]cnc12",
     "CC(=O)Nc1ccc(O)cc1",
 ]
-
-
-def setup_django(url: str, media: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ["OMTX_VAR_DIR"] = media
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omtx_hub.settings")
-    import django
-
-    django.setup()
 
 
 def peak_mb() -> float:
@@ -104,7 +94,7 @@ def store_batch(n: int) -> None:
 def measure(url: str, media: str, fmt: str) -> tuple[float, int, int, float]:
     """In a fresh process, so its peak RSS is the export's (Django and RDKit included):
     seconds, bytes out, background steps, peak RSS in MB. `inline` is the inline CSV."""
-    setup_django(url, media)
+    setup_django(url, OMTX_VAR_DIR=media)
     from batches.background.exports import build_exports
     from batches.export_files import export_file_request
     from batches.exports import stream
@@ -132,7 +122,7 @@ def main() -> None:
     with scratch_database(SCRATCH) as url:
         media = tempfile.mkdtemp(prefix="omtx-bench-export-")
         try:
-            setup_django(url, media)
+            setup_django(url, OMTX_VAR_DIR=media)
             start = time.perf_counter()
             store_batch(args.jobs)
             print(f"stored {args.jobs} jobs with structures in {time.perf_counter() - start:.1f} s\n")

@@ -16,7 +16,6 @@ marks them succeeded (where the new partial rank indexes are written).
 """
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -27,7 +26,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.scratch import scratch_database  # noqa: E402
+from benchmarks.scratch import scratch_database, setup_django  # noqa: E402
 
 SCRATCH = "omtx_bench_results"
 TARGET_P95_MS = 50.0
@@ -39,16 +38,6 @@ OLD_INDEXES = [
     "CREATE INDEX old_rank_prob ON batches_job (batch_id, affinity_probability_binary DESC)",
     "CREATE INDEX old_rank_affinity ON batches_job (batch_id, affinity_pred_value)",
 ]
-
-
-def setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ["RATE_LIMIT_ENABLED"] = "false"
-    os.environ["APM_ENABLED"] = "false"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omtx_hub.settings")
-    import django
-
-    django.setup()
 
 
 def _maybe(rng: random.Random, value: Any, nulls: float = 0.02) -> Any:
@@ -239,7 +228,7 @@ def main() -> None:
     args = parser.parse_args()
     with scratch_database(SCRATCH) as url:
         try:
-            setup_django(url)
+            setup_django(url, RATE_LIMIT_ENABLED="false", APM_ENABLED="false")
             from django.contrib.auth.models import User
             from django.core.management import call_command
 

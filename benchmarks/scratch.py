@@ -23,3 +23,17 @@ def scratch_database(name: str) -> Iterator[str]:
     finally:
         with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def setup_django(url: str, **env: str) -> None:
+    """Django on `url` as deployed (DEBUG off: with it on, Django keeps and formats every
+    query), with `env` set first; a fresh var directory unless one is given."""
+    import tempfile
+
+    os.environ.update(DATABASE_URL=url, **env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omtx_hub.settings")
+    os.environ.setdefault("OMTX_VAR_DIR", tempfile.mkdtemp(prefix="omtx-bench-"))
+    os.environ.setdefault("DEBUG", "false")
+    import django
+
+    django.setup()
