@@ -4,6 +4,7 @@ from django.http import HttpRequest
 
 from accounts.models import ApiToken
 from accounts.services import token_revoke
+from omtx_hub.requests import request_user
 
 
 @admin.register(ApiToken)
@@ -23,4 +24,4 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset:
-            token_revoke(token=token)
+            token_revoke(token=token, actor=request_user(request))

@@ -174,6 +174,8 @@ def start_server(url: str, port: int, extra: str, var_dir: str) -> subprocess.Po
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "benchmarks.http_settings",
         "ENVIRONMENT": "production",
+        # Served over plain HTTP on localhost, with no TLS proxy in front (docs/security.md).
+        "SECURE_SSL_REDIRECT": "false",
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",

@@ -75,6 +75,8 @@ def environment(url: str) -> dict[str, str]:
         "DATABASE_URL": url,
         "DJANGO_SETTINGS_MODULE": "omtx_hub.settings",
         "ENVIRONMENT": "production",
+        # Served over plain HTTP on localhost, with no TLS proxy in front (docs/security.md).
+        "SECURE_SSL_REDIRECT": "false",
         "DEBUG": "0",
         "SECRET_KEY": "benchmark-only-" + "x" * 40,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",

@@ -1,5 +1,6 @@
 """Misconfiguration fails at start with stable check ids (`manage.py check`)."""
 
+import ipaddress
 import logging
 from typing import Any
 
@@ -33,4 +34,22 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         url = getattr(settings, name)
         if url and not url.startswith(("redis://", "rediss://", "unix://")):
             problems.append(Error(f"{name} must be a redis:// URL.", id="omtx.E005"))
+    return problems
+
+
+@register(deploy=False)
+def check_security(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Issue 9's settings block: the trusted proxies are networks (docs/security.md)."""
+    problems: list[CheckMessage] = []
+    for entry in settings.OMTX_TRUSTED_PROXIES:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            problems.append(
+                Error(
+                    f"OMTX_TRUSTED_PROXIES entry {entry!r} is not an IP network.",
+                    hint="Use addresses or CIDR networks, e.g. 10.0.0.0/8,192.168.1.7.",
+                    id="omtx.E010",
+                )
+            )
     return problems

@@ -30,6 +30,46 @@ SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# --- Security (issue 9) ---
+# Production turns every transport protection on; each stays overridable by its own variable
+# (docs/security.md), e.g. SECURE_SSL_REDIRECT=false where the proxy already redirects.
+PRODUCTION = ENVIRONMENT == "production"
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+# Load balancers probe over plain HTTP inside the network; a redirect would fail the probe.
+SECURE_REDIRECT_EXEMPT = [r"^health(/.*)?$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if PRODUCTION else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+# Networks (CIDR) of the reverse proxies in front of the hub. Django believes
+# X-Forwarded-Proto from whoever sends it, so it is read only when the operator says a proxy
+# that sets it stands in front (and the hub is reachable through that proxy alone).
+OMTX_TRUSTED_PROXIES = env_list("OMTX_TRUSTED_PROXIES", [])
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if OMTX_TRUSTED_PROXIES else None
+# Content-Security-Policy on every environment, so a page that breaks it breaks in
+# development first. Scripts and styles come from the hub's own origin only; the API docs page
+# relaxes styles for itself (omtx_hub/api_docs.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# Browsers of other origins may call the API (bearer tokens, no cookies) when listed here;
+# none by default.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_CREDENTIALS = False
+# A token's lifetime unless its creator chooses another, or explicitly none.
+OMTX_TOKEN_LIFETIME_DAYS = env_int("OMTX_TOKEN_LIFETIME_DAYS", 90, minimum=1)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -40,6 +80,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
+    "csp",
     "omtx_hub.apps.OmtxHubConfig",
     "accounts",
     "ratelimit",
@@ -50,7 +92,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, to see every answer under /api/, those of the middleware below included.
     "omtx_hub.middleware.ApiErrorEnvelope",
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "omtx_hub.middleware.ApiInputGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -250,3 +294,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+
+# --- Security logger (issue 9) ---
+# INFO whatever LOG_LEVEL says: security events are always recorded (through root's handlers).
+LOGGING.setdefault("loggers", {})["omtx.security"] = {"level": "INFO", "propagate": True}  # type: ignore[index]

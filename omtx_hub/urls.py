@@ -1,13 +1,13 @@
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
-from omtx_hub import api_errors, views
+from omtx_hub import api_docs, api_errors, views
 
 api_v3: list[URLPattern | URLResolver] = [
     path("", views.api_root, name="api-root"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="v3:schema"), name="swagger-ui"),
+    path("docs/", api_docs.swagger_ui, name="swagger-ui"),
     path("", include("batches.api.urls")),
 ]
 

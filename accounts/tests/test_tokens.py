@@ -75,8 +75,9 @@ def test_account_page_creates_shows_once_and_revokes(owner: User, outsider: User
     client = Client()
     assert client.get("/account/").status_code == 302  # login first
     client.force_login(owner)
-    assert client.post("/account/tokens/", {"name": "laptop"}).status_code == 302
-    page = client.get("/account/").content.decode()
+    created = client.post("/account/tokens/", {"name": "laptop"})
+    assert created.status_code == 201
+    page = created.content.decode()
     token = ApiToken.objects.get(user=owner, name="laptop")
     raw = page.split('<pre id="new-token">')[1].split("</pre>")[0]
     assert hash_token(raw) == token.key_hash

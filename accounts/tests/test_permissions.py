@@ -1,0 +1,90 @@
+"""Staff see every batch through the API only with the model permission, not for being staff."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import AnonymousUser, Permission, User
+from rest_framework.request import Request
+from rest_framework.test import APIClient, APIRequestFactory
+from rest_framework.views import APIView
+
+from accounts.permissions import HasModelPermission, sees_all_batches
+from accounts.services import token_create
+from batches.models import Batch
+
+
+def with_perm(user: User, codename: str = "view_batch") -> User:
+    user.user_permissions.add(Permission.objects.get(content_type__app_label="batches", codename=codename))
+    return User.objects.get(pk=user.pk)  # a fresh object: permissions are cached per instance
+
+
+@pytest.fixture
+def plain_staff(db: None) -> User:
+    return User.objects.create_user("desk", is_staff=True)
+
+
+@pytest.fixture
+def viewer(db: None) -> User:
+    return with_perm(User.objects.create_user("auditor", is_staff=True))
+
+
+def client_of(user: User) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_create(user=user)[1]}")
+    return client
+
+
+def listed(client: APIClient) -> set[str]:
+    return {row["id"] for row in client.get("/api/v3/batches/").json()["results"]}
+
+
+@pytest.mark.parametrize(
+    "persona,sees_all",
+    [("owner", False), ("outsider", False), ("plain_staff", False), ("viewer", True), ("staff", True)],
+)
+def test_who_sees_someone_elses_batch(
+    request: pytest.FixtureRequest, make_batch: Callable[..., Batch], outsider: User, persona: str, sees_all: bool
+) -> None:
+    theirs = make_batch(user=outsider if persona == "owner" else None)  # the owner fixture's batch
+    mine = make_batch(user=request.getfixturevalue(persona)) if persona != "owner" else None
+    client = client_of(request.getfixturevalue(persona))
+    expected = {200} if sees_all else {404}
+    for path in (f"/api/v3/batches/{theirs.pk}/", f"/api/v3/batches/{theirs.pk}/status"):
+        assert client.get(path).status_code in expected, (persona, path)
+    assert (str(theirs.pk) in listed(client)) is sees_all
+    if mine is not None:
+        assert client.get(f"/api/v3/batches/{mine.pk}/status").status_code == 200
+
+
+def test_anonymous_sees_no_batch(anon_client: APIClient, make_batch: Callable[..., Batch]) -> None:
+    batch = make_batch()
+    assert anon_client.get(f"/api/v3/batches/{batch.pk}/").status_code == 401
+    assert sees_all_batches(AnonymousUser()) is False
+
+
+def test_the_permission_without_staff_or_activity_is_not_enough(owner: User, viewer: User) -> None:
+    assert sees_all_batches(with_perm(owner)) is False
+    User.objects.filter(pk=viewer.pk).update(is_active=False)
+    assert sees_all_batches(User.objects.get(pk=viewer.pk)) is False
+
+
+class Blocklist(APIView):
+    permission_classes = [HasModelPermission]
+    staff_permissions = {"GET": ("batches.view_batch",), "POST": ("batches.change_batch",)}
+
+
+def allowed(user: Any, method: str) -> bool:
+    request = Request(getattr(APIRequestFactory(), method.lower())("/x"))
+    request.user = user
+    return HasModelPermission().has_permission(request, Blocklist())
+
+
+def test_has_model_permission_per_method(owner: User, plain_staff: User, viewer: User, staff: User) -> None:
+    for user in (AnonymousUser(), owner, with_perm(owner), plain_staff):
+        assert not allowed(user, "GET")
+    assert allowed(viewer, "GET") and allowed(viewer, "HEAD")
+    assert not allowed(viewer, "POST")  # viewing is not changing
+    assert allowed(with_perm(viewer, "change_batch"), "POST")
+    # A method the view does not list is refused, even to a superuser.
+    assert allowed(staff, "POST") and not allowed(staff, "DELETE")
