@@ -46,7 +46,7 @@ class Recorder:
 
     def observe(self, series: Series, duration_ms: float, *, error: bool) -> None:
         with self._lock:
-            bucket = self._pending.setdefault(bucket_start(time.time()), {})
+            bucket = self._pending.setdefault(bucket_start(now()), {})
             bucket.setdefault(series, Histogram()).observe(duration_ms, error=error)
         if self._flusher_pid != _pid():
             self._start_flusher()
@@ -64,7 +64,7 @@ class Recorder:
 
     def _keep(self, pending: Buckets) -> None:
         """Put back what a failed flush held, without what is older than any window."""
-        oldest = bucket_start(time.time()) - RETENTION_SECONDS
+        oldest = bucket_start(now()) - RETENTION_SECONDS
         with self._lock:
             for start, histograms in pending.items():
                 if start < oldest:
@@ -88,6 +88,11 @@ class Recorder:
     def stop(self) -> None:
         self._stop.set()
         self.flush()
+
+
+def now() -> float:
+    """Wall-clock time, shared by every process and replica (time buckets are named by it)."""
+    return time.time()
 
 
 def _pid() -> int:
@@ -134,9 +139,9 @@ def _window(window_seconds: int) -> tuple[dict[Series, Histogram], float]:
         raise ValueError(f"window_seconds must be between 1 and {RETENTION_SECONDS}")
     rec = recorder()
     rec.flush()
-    now = time.time()
-    first = bucket_start(now - window_seconds)
-    return rec.store.read(range(first, bucket_start(now) + 1, BUCKET_SECONDS)), now - first
+    until = now()
+    first = bucket_start(until - window_seconds)
+    return rec.store.read(range(first, bucket_start(until) + 1, BUCKET_SECONDS)), until - first
 
 
 def performance(*, window_seconds: int = 300) -> dict[str, Any]:

@@ -36,7 +36,8 @@ threads = 8
 def write_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's `util.write_error`, answering with the envelope (omtx_hub/api_errors.py)."""
     code = re.sub(r"\W+", "_", HTTPStatus(status_int).phrase.lower())
-    error = {"code": code, "message": f"{reason}: {mesg}", "details": None}
+    # No request id: gunicorn could not read the request, Django never saw it.
+    error = {"code": code, "message": f"{reason}: {mesg}", "details": None, "request_id": None}
     body = json.dumps({"error": error}).encode()
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"

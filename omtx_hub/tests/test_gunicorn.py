@@ -68,5 +68,5 @@ def test_what_gunicorn_refuses_is_the_envelope(served: int, raw: bytes, status: 
     assert lines[0].startswith(f"HTTP/1.1 {status} "), lines[0]
     assert "Content-Type: application/json" in lines
     error = json.loads(body)["error"]
-    assert set(error) == {"code", "message", "details"}
+    assert set(error) == {"code", "message", "details", "request_id"}
     assert error["code"] in {"bad_request", "request_header_fields_too_large"}
