@@ -19,8 +19,7 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 def current() -> str | None:
-    """The id of the request this code runs for (between two requests, the last one this
-    thread served); None in a process that served none."""
+    """The id of the request this code runs for, None outside a request."""
     return request_id.get()
 
 
@@ -38,10 +37,13 @@ class RequestId:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         value = accept_or_generate(request.headers.get(HEADER))
-        # Not reset on the way out: Django logs a 4xx/5xx ("Not Found: …") after the last
-        # middleware returns, and that line belongs to this request. Each request sets its
-        # own id first thing (and under ASGI runs in a context of its own).
-        request_id.set(value)
-        response = self.get_response(request)
+        token = request_id.set(value)
+        try:
+            response = self.get_response(request)
+        finally:
+            # Reset: a line logged between requests, or an envelope built outside one, must
+            # not carry the last request's id. (Django's own "Not Found: …" line for a 4xx is
+            # written after the middleware returns, and goes without.)
+            request_id.reset(token)
         response[HEADER] = value
         return response

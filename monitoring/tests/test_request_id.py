@@ -121,3 +121,9 @@ def test_plain_lines_carry_the_id(settings: Any) -> None:
     finally:
         request_id.request_id.reset(token)
     assert formatter.format(record).endswith("INFO n [req-5] x")
+
+
+def test_the_id_ends_with_its_request() -> None:
+    Client().get("/health", HTTP_X_REQUEST_ID="req-6")
+    # A line logged after the request (or an envelope built outside one) carries no stale id.
+    assert request_id.current() is None

@@ -38,3 +38,15 @@ def test_fast_queries_are_not(settings: Any, caplog: pytest.LogCaptureFixture) -
     with caplog.at_level("WARNING", logger="omtx.apm.queries"):
         User.objects.filter(username="nobody").exists()
     assert not [r for r in caplog.records if r.name == "omtx.apm.queries"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_query_check_is_added_once_per_connection() -> None:
+    from django.db import connection
+
+    from monitoring.queries import log_slow_query
+
+    for _ in range(2):
+        connection.close()
+        User.objects.exists()  # reconnects: connection_created is sent again
+    assert connection.execute_wrappers.count(log_slow_query) == 1
