@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from batches.engine.dispatcher import Dispatcher
 from batches.engine.types import JobInput, JobOutcome
 from batches.models import Batch
+from batches.tests.conftest import cloud, configured  # noqa: F401 - fixtures
 from batches.tests.fakes import FakeExecutor
 from monitoring.tests.conftest import run_python
 from omtx_hub.prometheus_dir import clear_dead
@@ -124,3 +125,22 @@ def test_files_of_dead_processes_are_cleared(tmp_path: Path) -> None:
     (tmp_path / f"counter_{os.getpid()}.db").write_bytes(b"")
     assert clear_dead(tmp_path) == [tmp_path / f"counter_{dead_pid}.db"]
     assert [p.name for p in tmp_path.iterdir()] == [f"counter_{os.getpid()}.db"]
+
+
+@pytest.mark.usefixtures("cloud", "configured")  # a deployment that takes Boltz-2 batches
+def test_gpu_seconds_count_gpu_calls_only(staff_session: Client, make_batch: Any) -> None:
+    """A Boltz-2 call (GPU) adds its submit-to-outcome seconds; a CPU model's adds none."""
+    executor = FakeExecutor(hold=True)
+    dispatcher = Dispatcher(executors={"modal": executor, "local": FakeExecutor()})
+    make_batch(model="ligand-profile")
+    before = value(scrape(staff_session), "omtx_gpu_seconds_total")
+    for _ in range(3):
+        dispatcher.run_once()
+    assert value(scrape(staff_session), "omtx_gpu_seconds_total") == before
+    make_batch(model="boltz2", options={"use_msa": False})
+    dispatcher.run_once()
+    [call] = dispatcher.calls.values()
+    call.since -= 30  # as if the GPU had run for 30 s
+    executor.hold = False
+    dispatcher.run_once()
+    assert value(scrape(staff_session), "omtx_gpu_seconds_total") - before == pytest.approx(30, abs=5)
