@@ -13,6 +13,7 @@ import redis
 
 from monitoring import apm, tracing
 from monitoring.apm_store import FileStore, RedisStore
+from omtx_hub.prometheus_dir import clear_dead, multiproc_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,6 +53,13 @@ def redis_store(redis_url: str, tmp_path: Path) -> Iterator[RedisStore]:
     keys = list(store.client.scan_iter(f"{store.prefix}*"))
     if keys:
         store.client.delete(*keys)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_dead_prometheus_files() -> None:
+    """Test runs are processes too: without this, every run leaves its value files behind in
+    the default directory, and each scrape reads them all (gunicorn clears them at its start)."""
+    clear_dead(multiproc_dir())
 
 
 @pytest.fixture(autouse=True)

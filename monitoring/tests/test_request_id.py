@@ -4,6 +4,9 @@ carry it too, and so does every log line of the request, plain or JSON."""
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +14,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from monitoring.tests.conftest import REPO
 from omtx_hub import request_id
 from omtx_hub.logging import JsonFormatter, RequestIdFilter
 
@@ -127,3 +131,24 @@ def test_the_id_ends_with_its_request() -> None:
     Client().get("/health", HTTP_X_REQUEST_ID="req-6")
     # A line logged after the request (or an envelope built outside one) carries no stale id.
     assert request_id.current() is None
+
+
+def _python(code: str, **env: str) -> "subprocess.CompletedProcess[str]":
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "omtx_hub.settings", **env}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=environment, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_log_format_json_turns_every_line_into_json() -> None:
+    code = "import django, logging; django.setup(); logging.getLogger('omtx.x').warning('hi %d', 5)"
+    done = _python(code, LOG_FORMAT="json")
+    assert done.returncode == 0, done.stderr
+    [line] = [json.loads(text) for text in done.stderr.splitlines()]
+    assert (line["message"], line["level"], line["logger"], line["request_id"]) == ("hi 5", "WARNING", "omtx.x", None)
+
+
+def test_an_unknown_log_format_stops_the_start() -> None:
+    done = _python("import django; django.setup()", LOG_FORMAT="xml")
+    assert done.returncode != 0
+    assert "LOG_FORMAT='xml'" in done.stderr
