@@ -1,6 +1,13 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class MonitoringConfig(AppConfig):
     name = "monitoring"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from monitoring import queries
+
+        if settings.APM_ENABLED:
+            queries.install()

@@ -1,6 +1,8 @@
 """One exception handler, one error envelope for the whole API:
 
-{"error": {"code": "...", "message": "...", "details": ...}}
+{"error": {"code": "...", "message": "...", "details": ..., "request_id": "..."}}
+
+`request_id` is the request's X-Request-ID (omtx_hub/request_id.py), the key to its log lines.
 
 DRF views answer through `exception_handler`, unhandled exceptions included. What Django
 answers by itself under /api/ (an unknown URL, an exception outside a view) goes through
@@ -23,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
+from omtx_hub import request_id
 from omtx_hub.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -41,7 +44,8 @@ STATUS_ERRORS: dict[int, tuple[str, str]] = {
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details}}
+    error = {"code": code, "message": message, "details": details, "request_id": request_id.current()}
+    return {"error": error}
 
 
 def is_api(request: HttpRequest) -> bool:

@@ -18,6 +18,7 @@ Each thread holds its own database connection: workers × threads per replica.
 import ctypes
 import gc
 import json
+import os
 import re
 import socket
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from typing import Any
 
 from gunicorn import util
 
+from omtx_hub.prometheus_dir import clear_dead, multiproc_dir
+
 worker_class = "gthread"
 threads = 8
 
@@ -33,7 +36,8 @@ threads = 8
 def write_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's `util.write_error`, answering with the envelope (omtx_hub/api_errors.py)."""
     code = re.sub(r"\W+", "_", HTTPStatus(status_int).phrase.lower())
-    error = {"code": code, "message": f"{reason}: {mesg}", "details": None}
+    # No request id: gunicorn could not read the request, Django never saw it.
+    error = {"code": code, "message": f"{reason}: {mesg}", "details": None, "request_id": None}
     body = json.dumps({"error": error}).encode()
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
@@ -72,3 +76,20 @@ def post_request(worker: Any, req: Any, environ: dict[str, Any], resp: Any) -> N
     elif size > TRIM_AFTER_BYTES and _malloc_trim is not None:
         gc.collect()
         _malloc_trim(0)
+
+
+# Prometheus multiprocess mode (monitoring/prometheus.py): the directory is chosen here, before
+# any worker imports prometheus_client, and inherited by every worker.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(multiproc_dir()))
+
+
+def on_starting(server: Any) -> None:
+    """At the master's start: the files of processes gone (a previous server) are removed."""
+    clear_dead(multiproc_dir())
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker's live gauges leave with it; its counters stay in the sum."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, str(multiproc_dir()))  # type: ignore[no-untyped-call]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
 
 from omtx_hub.env import env_bool, env_float, env_int, env_list, env_str
 
@@ -87,11 +88,15 @@ INSTALLED_APPS = [
     "ratelimit",
     "monitoring",
     "batches",
+    "django_prometheus",
 ]
 
 MIDDLEWARE = [
+    # Outermost, so the envelope and every log line of the request carry its id.
+    "omtx_hub.request_id.RequestId",
     # Outermost, to see every answer under /api/, those of the middleware below included.
     "omtx_hub.middleware.ApiErrorEnvelope",
+    "monitoring.middleware.RequestTiming",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -287,12 +292,42 @@ RATE_LIMIT_REDIS_URL = env_str("RATE_LIMIT_REDIS_URL", REDIS_URL)
 APM_ENABLED = env_bool("APM_ENABLED", True)
 METRICS_EXPORT_INTERVAL = env_int("METRICS_EXPORT_INTERVAL", 60, minimum=1)
 
+# --- Observability (issue 8) ---
+# docs/observability.md. Request and operation timing (APM_ENABLED above), slow requests and
+# queries logged, OpenTelemetry spans, Prometheus at /metrics, JSON logs with request ids.
+APM_SLOW_REQUEST_MS = env_float("APM_SLOW_REQUEST_MS", 1000.0, minimum=0.0)
+APM_SLOW_QUERY_MS = env_float("APM_SLOW_QUERY_MS", 200.0, minimum=0.0)
+OTEL_EXPORTER = env_str("OTEL_EXPORTER", "none")
+if OTEL_EXPORTER not in ("none", "console", "otlp"):
+    raise ImproperlyConfigured(f"OTEL_EXPORTER={OTEL_EXPORTER!r}: use none, console or otlp")
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use plain or json")
+# Scrapers send `Authorization: Bearer <METRICS_TOKEN>`; empty: staff sessions only.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# Every process of one host writes its Prometheus values here and a scrape sums them: it must
+# be set before prometheus_client is first imported (it chooses its storage then), hence in
+# the environment, which the processes started from this one inherit.
+PROMETHEUS_MULTIPROC_DIR = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "omtx_hub.logging.RequestIdFilter"}},
+    "formatters": {
+        # A handler without the filter (another module's) prints "-" for the id, not an error.
+        "plain": {
+            "()": "logging.Formatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+            "defaults": {"request_id": "-"},
+        },
+        "json": {"()": "omtx_hub.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {},
 }
 
 # --- Security logger (issue 9) ---

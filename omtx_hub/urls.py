@@ -18,6 +18,7 @@ urlpatterns = [
     path("account/", include("accounts.urls")),
     path("api-auth/", include("rest_framework.urls")),
     path("api/v3/", include((api_v3, "v3"), namespace="v3")),
+    path("", include("monitoring.urls")),
 ]
 
 # JSON under /api/, Django's pages elsewhere (DEBUG off; omtx_hub.middleware covers DEBUG on).

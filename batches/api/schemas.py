@@ -29,6 +29,7 @@ class ErrorDetailSerializer(serializers.Serializer[Any]):
     details = serializers.JSONField(
         allow_null=True, help_text="Structured context (per-field errors, rejected ligands, …) or null."
     )
+    request_id = serializers.CharField(allow_null=True, help_text="The X-Request-ID of the request, in the logs too.")
 
 
 class ErrorSerializer(serializers.Serializer[Any]):

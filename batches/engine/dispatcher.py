@@ -44,7 +44,9 @@ from batches.services.claims import (
     renew_leases,
     still_held,
 )
-from batches.services.ingest import Delivery, deliveries_apply, failure_outcomes, save_artifacts
+from batches.services.ingest import Delivery, IngestReport, deliveries_apply, failure_outcomes, save_artifacts
+from batches.states import JobStatus
+from monitoring import prometheus as metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -148,7 +150,8 @@ class Dispatcher:
                 exclude_tokens=self.held_tokens() - {token},
             )
             for call_id, (model, hold) in reaped.adopted.items():
-                self.holdings.add_call(Call(call_id, self.executors[get_model(model).executor], hold))
+                spec = get_model(model)
+                self.holdings.add_call(Call(call_id, self.executors[spec.executor], hold, gpu=bool(spec.gpu)))
         finally:
             self.holdings.drop_token(token)
         self.stats["reaped"] += reaped.requeued + reaped.failed
@@ -194,6 +197,7 @@ class Dispatcher:
             self.holdings.drop_token(token)
             return [], short
         self.holdings.claimed(token, jobs)
+        metrics.JOBS_DISPATCHED.inc(len(jobs))
         return jobs, short
 
     # -- submit --------------------------------------------------------------
@@ -250,7 +254,7 @@ class Dispatcher:
             message = f"could not submit to the {spec.executor} executor: {exc}"
             self._deliver(hold, failure_outcomes(list(hold.job_ids), reason="executor_error", message=message))
             return
-        self.holdings.add_call(Call(call_id, executor, hold))
+        self.holdings.add_call(Call(call_id, executor, hold, gpu=bool(spec.gpu)))
         recorded[call_id] = hold
 
     # -- poll and ingest -----------------------------------------------------
@@ -282,12 +286,15 @@ class Dispatcher:
         except Exception as exc:  # an executor hiccup leaves the call for the next pass
             log.warning("poll of %s failed: %r", call_id, exc)
             self.stats["poll_errors"] += 1
+            metrics.EXECUTOR_ERRORS.labels("poll_error").inc()
             return 0
         if result.state in ("pending", "running"):
             if result.state == "running" and not call.seen_running:
                 started.append(call)
             return 0
         self.holdings.drop_call(call_id)
+        if call.gpu:
+            metrics.GPU_SECONDS.inc(time.monotonic() - call.since)
         self._deliver(call.hold, call_outcomes(call.hold, result))
         return len(call.hold.job_ids)
 
@@ -319,6 +326,7 @@ class Dispatcher:
                 continue
             self.stats["applied"] += report.applied
             self.stats["refused"] += report.refused
+            _count(report)
             if report.refused:
                 log.info("refused %d outcomes of batch %s: jobs no longer held", report.refused, batch_id)
         self.holdings.backlog = kept
@@ -373,3 +381,14 @@ class Dispatcher:
 
     def _step(self, name: str, fn: Callable[[], T], default: T) -> T:
         return steps.step(self.stats, name, fn, default)
+
+
+# A failed attempt queued again is counted as "retried": it is not the job's outcome yet.
+OUTCOMES: dict[str, str] = {JobStatus.SUCCEEDED: "succeeded", JobStatus.FAILED: "failed", JobStatus.QUEUED: "retried"}
+
+
+def _count(report: IngestReport) -> None:
+    for status, n in report.statuses.items():
+        metrics.JOBS_COMPLETED.labels(OUTCOMES.get(status, status)).inc(n)
+    for reason, n in report.failures.items():
+        metrics.EXECUTOR_ERRORS.labels(reason).inc(n)

@@ -7,6 +7,7 @@ job. One lock guards every read and write that may race the other thread.
 """
 
 import threading
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ class Call:
     executor: Executor
     hold: Hold
     seen_running: bool = False
+    # For omtx_gpu_seconds_total: a GPU model's call, and when this dispatcher sent (or adopted) it.
+    gpu: bool = False
+    since: float = field(default_factory=time.monotonic)
 
 
 @dataclass

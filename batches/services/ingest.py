@@ -10,7 +10,7 @@ refused and counted; its artifact is removed.
 import logging
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -61,6 +61,10 @@ class Delivery:
 class IngestReport:
     applied: int = 0
     refused: int = 0
+    # Applied outcomes by the job's new status (succeeded, failed, queued for a retry), and
+    # failed ones by reason: what the dispatcher counts into Prometheus.
+    statuses: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
 
 
 def deliveries_apply(*, deliveries: list[Delivery]) -> IngestReport:
@@ -72,7 +76,7 @@ def deliveries_apply(*, deliveries: list[Delivery]) -> IngestReport:
     refused: list[Delivery] = []
     for batch_id in sorted(by_batch, key=str):
         with transaction.atomic():
-            refused += _apply_batch(batch_id, by_batch[batch_id])
+            refused += _apply_batch(batch_id, by_batch[batch_id], report)
     report.refused = len(refused)
     report.applied = len(deliveries) - report.refused
     for delivery in refused:
@@ -106,7 +110,7 @@ def save_artifacts(deliveries: list[Delivery]) -> list[Delivery]:
     return stored
 
 
-def _apply_batch(batch_id: UUID, deliveries: list[Delivery]) -> list[Delivery]:
+def _apply_batch(batch_id: UUID, deliveries: list[Delivery], report: IngestReport) -> list[Delivery]:
     """Apply one batch's deliveries; returns those refused."""
     batch = lock_batches([batch_id]).get(batch_id)
     if batch is None:
@@ -136,6 +140,9 @@ def _apply_batch(batch_id: UUID, deliveries: list[Delivery]) -> list[Delivery]:
             values = _finished_values(delivery, spec, now, attempts=state[1], max_attempts=max_attempts)
             deltas[state[0]] -= 1
             deltas[values["status"]] += 1
+            report.statuses[values["status"]] += 1
+            if not delivery.outcome.ok:
+                report.failures[values["failure_reason"]] += 1
             reused += delivery.reused_from is not None
             rows.append((delivery.outcome.job_id, *(values[name] for name in fields)))
         update_held_rows(token=token, fields=fields, rows=rows)

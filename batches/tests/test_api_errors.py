@@ -37,7 +37,9 @@ def assert_envelope(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.content[:300]
     assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
     error: dict[str, Any] = json.loads(response.content)["error"]
-    assert set(error) == {"code", "message", "details"}
+    assert set(error) == {"code", "message", "details", "request_id"}
+    # Through the middleware, the response's id; a handler called alone runs in no request.
+    assert error["request_id"] == (response["X-Request-ID"] if response.has_header("X-Request-ID") else None)
     assert error["code"] == code, error
     return error
 

@@ -106,7 +106,7 @@ def test_the_error_envelope(schema: dict[str, Any]) -> None:
     envelope = schema["components"]["schemas"]["Error"]
     assert envelope["required"] == ["error"]
     detail = resolve(schema, envelope["properties"]["error"]["allOf"][0])
-    assert set(detail["required"]) == {"code", "message", "details"}
+    assert set(detail["required"]) == {"code", "message", "details", "request_id"}
     assert detail["properties"]["code"]["type"] == "string"
     assert detail["properties"]["details"]["nullable"] is True
 

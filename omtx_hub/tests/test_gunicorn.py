@@ -3,6 +3,7 @@
 limit, and a 400 in text/html broke the contract of every operation."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -68,5 +69,25 @@ def test_what_gunicorn_refuses_is_the_envelope(served: int, raw: bytes, status: 
     assert lines[0].startswith(f"HTTP/1.1 {status} "), lines[0]
     assert "Content-Type: application/json" in lines
     error = json.loads(body)["error"]
-    assert set(error) == {"code", "message", "details"}
+    assert set(error) == {"code", "message", "details", "request_id"}
     assert error["code"] in {"bad_request", "request_header_fields_too_large"}
+
+
+def test_prometheus_files_of_dead_workers_are_handled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gunicorn's hooks: at start, files of processes gone are removed (a live one's stay);
+    when a worker exits, its live gauges go (its counters stay in the sum)."""
+    from omtx_hub import gunicorn_conf
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid, live_pid = int(dead.stdout), os.getpid()
+    for name in (f"counter_{dead_pid}.db", f"counter_{live_pid}.db", f"gauge_livesum_{live_pid}.db"):
+        (tmp_path / name).write_bytes(b"")
+    gunicorn_conf.on_starting(None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"counter_{live_pid}.db", f"gauge_livesum_{live_pid}.db"]
+
+    class Worker:
+        pid = live_pid
+
+    gunicorn_conf.child_exit(None, Worker())
+    assert [p.name for p in tmp_path.iterdir()] == [f"counter_{live_pid}.db"]
