@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class MonitoringConfig(AppConfig):
     name = "monitoring"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from monitoring import checks  # noqa: F401  (registers the system checks)
