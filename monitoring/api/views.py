@@ -1,17 +1,19 @@
 """Staff-only monitoring endpoints: the dashboard, cache stats, and the
 predecessor's health paths, served from the same selectors (docs/monitoring.md)."""
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monitoring import dashboard, sources
+from monitoring.api import schemas
 from monitoring.readiness import readiness
 from monitoring.readings import take_snapshot
 
@@ -25,7 +27,12 @@ class IsMonitoringStaff(BasePermission):
         return bool(user and user.is_active and user.is_staff and user.has_perm("monitoring.view_alertrule"))
 
 
-FREE_FORM = OpenApiResponse(description="JSON object; fields in docs/monitoring.md")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def documented(operation_id: str, body: type, summary: str) -> Callable[[F], F]:
+    """The schema of a staff GET: its typed body and the errors every one may answer."""
+    return extend_schema(operation_id=operation_id, summary=summary, responses={200: body, **schemas.ERRORS})
 
 
 class StaffView(APIView):
@@ -33,13 +40,17 @@ class StaffView(APIView):
 
 
 class Dashboard(StaffView):
-    @extend_schema(responses=FREE_FORM, summary="System, batch, executor, cache and request health with open alerts")
+    @documented(
+        "monitoring_dashboard",
+        schemas.DashboardSerializer,
+        "System, batch, executor, cache and request health with open alerts",
+    )
     def get(self, request: Request) -> Response:
         return Response(dashboard.dashboard(now=timezone.now()))
 
 
 class CacheStats(StaffView):
-    @extend_schema(responses=FREE_FORM, summary="Cache hit rate and errors, across processes")
+    @documented("cache_stats", schemas.CacheStatsSerializer, "Cache hit rate and errors, across processes")
     def get(self, request: Request) -> Response:
         return Response(sources.cache_stats())
 
@@ -47,7 +58,7 @@ class CacheStats(StaffView):
 class MonitoringHealth(StaffView):
     """Alias (predecessor): overall status with the measured health areas."""
 
-    @extend_schema(responses=FREE_FORM, summary="Alias: overall status and health areas")
+    @documented("monitoring_health", schemas.MonitoringHealthSerializer, "Alias: overall status and the health areas")
     def get(self, request: Request) -> Response:
         snapshot = take_snapshot(now=timezone.now())
         return Response(
@@ -61,13 +72,15 @@ class MonitoringHealth(StaffView):
 
 
 class HealthStatus(StaffView):
-    @extend_schema(responses=FREE_FORM, summary="Alias: healthy / degraded / unhealthy, checks and open alerts")
+    @documented(
+        "health_status", schemas.StatusSerializer, "Alias: healthy / degraded / unhealthy, checks and open alerts"
+    )
     def get(self, request: Request) -> Response:
         return Response(dashboard.status_summary())
 
 
 class HealthServices(StaffView):
-    @extend_schema(responses=FREE_FORM, summary="Alias: each service the hub depends on")
+    @documented("health_services", schemas.ServicesSerializer, "Alias: each service the hub depends on")
     def get(self, request: Request) -> Response:
         ready, checks = readiness()
         services: dict[str, Any] = {name: check.staff() for name, check in checks.items()}
@@ -76,7 +89,7 @@ class HealthServices(StaffView):
 
 
 class HealthMetrics(StaffView):
-    @extend_schema(responses=FREE_FORM, summary="Alias: the dashboard's measurements without alerts")
+    @documented("health_metrics", schemas.MetricsSerializer, "Alias: the dashboard's measurements without alerts")
     def get(self, request: Request) -> Response:
         body = dashboard.dashboard(now=timezone.now())
         body.pop("alerts")
@@ -84,7 +97,9 @@ class HealthMetrics(StaffView):
 
 
 class HealthSlo(StaffView):
-    @extend_schema(responses=FREE_FORM, summary="Alias: the seed's service level objectives against the APM window")
+    @documented(
+        "health_slo", schemas.SloSerializer, "Alias: the seed's service level objectives against the APM window"
+    )
     def get(self, request: Request) -> Response:
         performance = sources.performance(window_seconds=settings.OMTX_MONITORING_WINDOW_SECONDS)
         return Response(dashboard.slo_report(performance=performance))
