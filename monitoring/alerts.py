@@ -44,12 +44,13 @@ def evaluate(*, now: datetime, snapshot: Snapshot | None = None) -> Evaluation:
     for rule in AlertRule.objects.filter(enabled=True):
         value = reading(snapshot, rule.metric)
         alert = open_alerts.pop(rule.pk, None)
-        if alert is None:
-            if value is not None and rule.holds(value):
-                fired = alert_open(rule=rule, value=value, now=now)
-                result.fired += [fired] if fired else []
-        elif alert_observe(alert=alert, value=value, now=now):
-            result.resolved.append(alert)
+        if alert is not None:
+            if alert_observe(alert=alert, value=value, now=now):
+                result.resolved.append(alert)
+        elif value is not None and rule.holds(value):
+            fired = alert_open(rule=rule, value=value, now=now)
+            if fired is not None:  # None: another monitor opened it first
+                result.fired.append(fired)
     # What is left belongs to rules that are disabled now.
     for alert in open_alerts.values():
         if _resolve(alert=alert, now=now, reason="rule disabled"):

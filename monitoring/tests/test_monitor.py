@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from monitoring.checks import check_monitoring
 from monitoring.management.commands.monitor import Command
 from monitoring.models import Alert, AlertStatus
 from monitoring.tests.fakes import FakeSources, fake_sources_fixture  # noqa: F401
@@ -145,3 +146,10 @@ def test_the_loop_outlives_a_failing_evaluation(
     monkeypatch.setattr(cmd, "run_once", run_once)
     cmd.serve(interval=0.01)
     assert len(passes) == 2 and "monitor evaluation failed" in caplog.text
+
+
+def test_only_http_webhooks_pass_the_checks(settings: Any) -> None:
+    settings.OMTX_ALERT_WEBHOOK_URL = "file:///etc/passwd"
+    assert [problem.id for problem in check_monitoring()] == ["omtx.E101"]
+    settings.OMTX_ALERT_WEBHOOK_URL = "https://hooks.example.org/omtx"
+    assert check_monitoring() == []
