@@ -7,7 +7,10 @@ class MonitoringConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from monitoring import queries
+        from monitoring import (
+            checks,  # noqa: F401  (registers the system checks)
+            queries,
+        )
 
         if settings.APM_ENABLED:
             queries.install()

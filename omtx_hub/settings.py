@@ -292,6 +292,24 @@ RATE_LIMIT_REDIS_URL = env_str("RATE_LIMIT_REDIS_URL", REDIS_URL)
 APM_ENABLED = env_bool("APM_ENABLED", True)
 METRICS_EXPORT_INTERVAL = env_int("METRICS_EXPORT_INTERVAL", 60, minimum=1)
 
+# --- Monitoring: health and alerts (issue 8) ---
+# Each alert's firing and resolution is POSTed here as JSON when set (docs/monitoring.md);
+# the monitor waits at most the timeout for it, so a dead receiver cannot stall evaluation.
+OMTX_ALERT_WEBHOOK_URL = env_str("OMTX_ALERT_WEBHOOK_URL", "")
+OMTX_ALERT_WEBHOOK_TIMEOUT = env_float("OMTX_ALERT_WEBHOOK_TIMEOUT", 3.0, minimum=0.1)
+# Hysteresis: an open alert resolves after this many consecutive evaluations with its
+# value at or under threshold × (1 − margin), so a value hovering at the line cannot flap.
+OMTX_ALERT_RESOLVE_MARGIN = env_float("OMTX_ALERT_RESOLVE_MARGIN", 0.05, minimum=0.0)
+OMTX_ALERT_RESOLVE_EVALUATIONS = env_int("OMTX_ALERT_RESOLVE_EVALUATIONS", 2, minimum=1)
+# Request error rate and latency are read over this APM window.
+OMTX_MONITORING_WINDOW_SECONDS = env_int("OMTX_MONITORING_WINDOW_SECONDS", 300, minimum=10)
+# Failure rates count the batches active now or finished within this window.
+OMTX_BATCH_HEALTH_WINDOW_SECONDS = env_int("OMTX_BATCH_HEALTH_WINDOW_SECONDS", 24 * 3600, minimum=60)
+# Models whose executor must be able to run for /health/ready to answer 200
+# (production with Modal: "ligand-profile,boltz2").
+OMTX_READINESS_MODELS = env_list("OMTX_READINESS_MODELS", ["ligand-profile"])
+
+
 # --- Observability (issue 8) ---
 # docs/observability.md. Request and operation timing (APM_ENABLED above), slow requests and
 # queries logged, OpenTelemetry spans, Prometheus at /metrics, JSON logs with request ids.

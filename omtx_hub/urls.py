@@ -9,11 +9,13 @@ api_v3: list[URLPattern | URLResolver] = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", api_docs.swagger_ui, name="swagger-ui"),
     path("", include("batches.api.urls")),
+    path("", include("monitoring.api.urls")),
 ]
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("health", views.health, name="health"),
+    path("health/ready", views.health_ready, name="health-ready"),
     path("admin/", admin.site.urls),
     path("account/", include("accounts.urls")),
     path("api-auth/", include("rest_framework.urls")),

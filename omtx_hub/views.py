@@ -1,4 +1,6 @@
-from django.db import connection
+import logging
+
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from drf_spectacular.utils import extend_schema
@@ -8,19 +10,46 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from monitoring.readiness import readiness
+
+log = logging.getLogger(__name__)
+
 
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html")
 
 
 def health(request: HttpRequest) -> JsonResponse:
-    """Liveness: the process answers and reaches its database."""
+    """Liveness: the process answers and reaches its database. The error text
+    goes to the log, never to the caller: the probe is anonymous, and who is
+    staff cannot be asked of a database that does not answer."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception as exc:  # report, don't crash: this is the health probe
-        return JsonResponse({"status": "unhealthy", "database": repr(exc)[:200]}, status=503)
+    except DatabaseError:
+        log.exception("health: database unreachable")
+        return JsonResponse({"status": "unhealthy", "database": "unreachable"}, status=503)
     return JsonResponse({"status": "healthy", "database": "ok"})
+
+
+def health_ready(request: HttpRequest) -> JsonResponse:
+    """Readiness: 200 when every check passes, else 503, with each check's
+    state word; the details (hosts, driver errors) only for signed-in staff."""
+    ready, checks = readiness()
+    staff = _is_staff(request)
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "checks": {name: check.staff() if staff else check.public() for name, check in checks.items()},
+    }
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+def _is_staff(request: HttpRequest) -> bool:
+    try:
+        return bool(request.user.is_active and request.user.is_staff)
+    except DatabaseError:
+        # The session lives in the database: when it is down, nobody is known.
+        return False
 
 
 @extend_schema(exclude=True)

@@ -37,6 +37,19 @@ EXTRA_ERRORS = {
     "batches_retry": {409},
     "batches_destroy": {409},
     "batches_export_download": {409},
+    # The staff-only monitoring paths (monitoring/api/).
+    **{
+        operation_id: {403}
+        for operation_id in (
+            "monitoring_dashboard",
+            "cache_stats",
+            "monitoring_health",
+            "health_status",
+            "health_services",
+            "health_metrics",
+            "health_slo",
+        )
+    },
 }
 
 

@@ -12,7 +12,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 class Command(BaseCommand):
     help = (
-        "`make run`: migrate, seed the demo, then serve the web app, a dispatcher and a background worker until Ctrl-C."
+        "`make run`: migrate, seed the demo, then serve the web app, a dispatcher, a background worker and the "
+        "alert monitor until Ctrl-C."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -27,7 +28,8 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=1)
             call_command("seed_demo", base_url=f"http://{host}:{port}")
             self.stdout.write(
-                f"Hub at http://{host}:{port}/  (Ctrl-C stops the web server, the dispatcher and the background worker)"
+                f"Hub at http://{host}:{port}/  (Ctrl-C stops the web server and the dispatcher, "
+                "background worker and monitor)"
             )
             self._serve(host, port)
         except KeyboardInterrupt:
@@ -42,6 +44,7 @@ class Command(BaseCommand):
         children = {
             "the dispatcher": subprocess.Popen([*manage, "dispatch"], start_new_session=True),
             "the background worker": subprocess.Popen([*manage, "background"], start_new_session=True),
+            "the monitor": subprocess.Popen([*manage, "monitor"], start_new_session=True),
             "the web server": subprocess.Popen(
                 [*manage, "runserver", f"{host}:{port}", "--noreload"], start_new_session=True
             ),
