@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from prometheus_client import Counter
 
 from omtx_hub.cache_backend import FAILURES, ResilientRedisCache, outage
@@ -59,7 +59,9 @@ _tallies = _Tallies()
 
 
 def _redis() -> ResilientRedisCache | None:
-    return cache if isinstance(cache, ResilientRedisCache) else None
+    # The backend itself: `cache` is a proxy, which no isinstance sees through.
+    backend = caches["default"]
+    return backend if isinstance(backend, ResilientRedisCache) else None
 
 
 def record(result: str) -> None:
@@ -127,7 +129,7 @@ def cache_stats() -> dict[str, Any]:
         "misses": misses,
         "cache_errors": errors,
         "connected_to_redis": connected,
-        "backend": "redis" if backend is not None else type(cache).__name__,
+        "backend": "redis" if backend is not None else type(caches["default"]).__name__,
         "process_errors": outage.errors,
     }
 
@@ -143,7 +145,7 @@ def cache_ready() -> tuple[bool, str]:
     A real PING even while backed off, and a success ends the back-off."""
     backend = _redis()
     if backend is None:
-        return True, f"{type(cache).__name__} (no REDIS_URL)"
+        return True, f"{type(caches['default']).__name__} (no REDIS_URL)"
     try:
         backend.client.get_client(write=True).ping()
     except FAILURES as exc:

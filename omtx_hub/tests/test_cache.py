@@ -72,7 +72,7 @@ def test_cached_is_bypassed_when_cache_reads_are_off(settings: Any) -> None:
     assert process_counts() == before  # not asked, so not counted
 
 
-def test_stats_count_hits_and_misses() -> None:
+def test_stats_count_hits_and_misses(settings: Any) -> None:
     @cached(ttl=60, key_prefix=_prefix())
     def ident(n: int) -> int:
         return n
@@ -85,7 +85,8 @@ def test_stats_count_hits_and_misses() -> None:
     assert (stats["hits"] - stats_before["hits"], stats["misses"] - stats_before["misses"]) == (2, 2)
     asked = stats["hits"] + stats["misses"] + stats["cache_errors"]
     assert stats["hit_rate_percentage"] == round(100.0 * stats["hits"] / asked, 2)
-    assert stats["connected_to_redis"] == (stats["backend"] == "redis")
+    assert stats["backend"] == ("redis" if settings.REDIS_URL else "LocMemCache")
+    assert stats["connected_to_redis"] == bool(settings.REDIS_URL)
 
 
 def test_ready_answers_for_the_configured_cache() -> None:
