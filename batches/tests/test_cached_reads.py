@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from batches import cache_tags
 from batches.api import cached_reads
 from batches.models import Batch
+from batches.services.lifecycle import batch_cancel
 from batches.states import BatchStatus
 from omtx_hub.cache import process_counts
 
@@ -48,8 +49,8 @@ def _lookups(read: Callable[[], Any]) -> dict[str, int]:
     return {result: after[result] - before[result] for result in after}
 
 
-def _get(client: APIClient, path: str) -> Any:
-    response = client.get(path)
+def _get(client: APIClient, path: str, **extra: Any) -> Any:
+    response = client.get(path, **extra)
     assert response.status_code == 200, response.content[:300]
     return response
 
@@ -74,6 +75,45 @@ def test_the_dispatchers_changes_are_visible_on_the_next_read(
     status = _get(owner_client, _status(batch)).json()
     assert (status["status"], status["progress"]["succeeded"]) == (BatchStatus.COMPLETED, 4)
     assert _get(owner_client, _results(batch)).json()["count"] == 4
+
+
+def test_validation_in_the_background_and_a_delete_are_visible_on_the_next_read(
+    settings: Any,
+    make_batch: Callable[..., Batch],
+    owner_client: APIClient,
+    validate_in_background: Callable[[], int],
+    run_all: Callable[[], None],
+) -> None:
+    settings.OMTX_INLINE_VALIDATION_LIGANDS = 2
+    batch = make_batch()
+    for _ in range(2):
+        assert _get(owner_client, _status(batch)).json()["status"] == BatchStatus.VALIDATING
+    validate_in_background()
+    assert _get(owner_client, _status(batch)).json()["status"] == BatchStatus.QUEUED
+    run_all()
+    assert _get(owner_client, _status(batch)).json()["status"] == BatchStatus.COMPLETED
+    assert owner_client.delete(f"{BATCHES}{batch.pk}/").status_code == 204
+    assert owner_client.get(_status(batch)).status_code == 404
+    assert _get(owner_client, BATCHES).json()["count"] == 0
+
+
+def test_a_change_committed_during_a_read_is_not_hidden_by_what_that_read_stores(
+    monkeypatch: pytest.MonkeyPatch, make_batch: Callable[..., Batch], owner_client: APIClient
+) -> None:
+    """The read's database answer predates the change; it is stored under the tokens read
+    before it, which the change's bump has already replaced."""
+    batch = make_batch()
+    read = cached_reads.batch_status_get
+
+    def read_then_cancel(**kwargs: Any) -> Batch:
+        before = read(**kwargs)
+        batch_cancel(batch=batch)  # commits and bumps between the read and the store
+        return before
+
+    monkeypatch.setattr(cached_reads, "batch_status_get", read_then_cancel)
+    assert _get(owner_client, _status(batch)).json()["status"] == BatchStatus.QUEUED
+    monkeypatch.setattr(cached_reads, "batch_status_get", read)
+    assert _get(owner_client, _status(batch)).json()["status"] == BatchStatus.CANCELLED
 
 
 def test_a_warm_status_poll_touches_no_database(make_batch: Callable[..., Batch], owner_client: APIClient) -> None:
@@ -118,6 +158,31 @@ def test_cached_answers_are_the_uncached_bytes(
         missed = _get(owner_client, path).content
         assert _lookups(lambda path=path: _get(owner_client, path)) == {"hit": 1, "miss": 0, "error": 0}, path
         assert _get(owner_client, path).content == missed == _uncached(settings, owner_client, path), path
+
+
+class RolledBack(Exception):
+    pass
+
+
+def test_a_read_inside_a_transaction_neither_uses_nor_fills_the_cache(
+    make_batch: Callable[..., Batch], owner_client: APIClient
+) -> None:
+    batch = make_batch()
+    assert _get(owner_client, _status(batch)).json()["status"] == BatchStatus.QUEUED  # cached
+    with pytest.raises(RolledBack), transaction.atomic():
+        batch_cancel(batch=batch)
+        # The request runs on this connection, inside the transaction: it sees its writes.
+        assert _get(owner_client, _status(batch)).json()["status"] == BatchStatus.CANCELLED
+        raise RolledBack
+    assert _get(owner_client, _status(batch)).json()["status"] == BatchStatus.QUEUED
+
+
+def test_a_page_is_cached_per_host_its_links_name(make_batch: Callable[..., Batch], owner_client: APIClient) -> None:
+    batch, _ = make_batch(), make_batch()
+    for path in (_results(batch, "?limit=1&status=all"), f"{BATCHES}?limit=1"):
+        assert _get(owner_client, path).json()["next"].startswith("http://testserver/")
+        assert _get(owner_client, path, HTTP_HOST="localhost").json()["next"].startswith("http://localhost/")
+        assert _get(owner_client, path, secure=True).json()["next"].startswith("https://testserver/")
 
 
 def test_every_persona_gets_its_answer_from_a_warm_cache(
