@@ -129,9 +129,10 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Caching (issue 8) ---
-# docs/caching.md. Whether the batch endpoints read through the cache (off: every read
-# from the database, for benchmarks and to rule the cache out).
-OMTX_CACHE_READS = env_bool("OMTX_CACHE_READS", True)
+# docs/caching.md. Whether the batch endpoints read through the cache (off: every read from
+# the database). Off by default without Redis: a local-memory cache is one process's, and the
+# dispatcher's and background worker's changes could not reach the web process's entries.
+OMTX_CACHE_READS = env_bool("OMTX_CACHE_READS", bool(REDIS_URL))
 # A batch's status, and a results page of a batch still moving: their keys carry the
 # batch's version, so this only bounds how old the time-derived parts (ETA, queue place) get.
 OMTX_CACHE_STATUS_SECONDS = env_int("OMTX_CACHE_STATUS_SECONDS", 30, minimum=1)

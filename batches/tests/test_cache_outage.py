@@ -78,6 +78,7 @@ def private_redis(settings: Any) -> Iterator[RedisServer]:
         }
     }
     settings.OMTX_CACHE_BACKOFF_SECONDS = BACKOFF
+    settings.OMTX_CACHE_READS = True
     yield server
     if server.process and server.process.poll() is None:
         server.kill()

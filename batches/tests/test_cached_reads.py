@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from batches import cache_tags
+from batches import cache_tags, queue
 from batches.api import cached_reads
 from batches.models import Batch
 from batches.services.lifecycle import batch_cancel
@@ -28,7 +28,11 @@ BATCHES = "/api/v3/batches/"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache() -> None:
+def _fresh_cache(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On by default with Redis only; the local-memory cache serves one process, as here.
+    settings.OMTX_CACHE_READS = True
+    # The outlook's one-second snapshot of the active batches may be an earlier test's.
+    monkeypatch.setattr(queue, "_active_queue", None)
     # A new epoch: nothing an earlier test stored (for ids this database may reuse) matches.
     cache_tags.bump([])
     cache_tags.bump([cache_tags.EPOCH])

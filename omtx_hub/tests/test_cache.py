@@ -7,9 +7,15 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from django.core.cache import cache
 
 from omtx_hub.cache import build_once, cache_ready, cache_stats, cached, process_counts
+
+
+@pytest.fixture(autouse=True)
+def _cache_reads(settings: Any) -> None:
+    settings.OMTX_CACHE_READS = True  # on by default with Redis only
 
 
 def _prefix() -> str:
