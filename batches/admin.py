@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 
+from batches.changes import batches_changed_on_commit
 from batches.models import Batch, ExportFile, Job, Target
 from batches.services.lifecycle import batch_cancel, batch_retry_failed, batch_set_priority
 from omtx_hub.errors import DomainError
@@ -52,6 +53,7 @@ class BatchAdmin(admin.ModelAdmin[Batch]):
     def save_model(self, request: HttpRequest, obj: Batch, form: Any, change: bool) -> None:
         # Only name and priority are editable; priority must reach the queued jobs too.
         Batch.objects.filter(pk=obj.pk).update(name=obj.name)
+        batches_changed_on_commit(batch_ids=[obj.pk], owner_ids=[obj.owner_id])  # lists show the name
         if "priority" in form.changed_data:
             batch_set_priority(batch=obj, priority=obj.priority)
 

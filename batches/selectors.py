@@ -28,12 +28,23 @@ AnyUser = AbstractBaseUser | AnonymousUser
 SEARCH_MAX_LENGTH = Batch._meta.get_field("name").max_length or 200
 
 
+def sees_all(user: AnyUser) -> bool:
+    """Staff holding the view permission see every batch (accounts/permissions.py); anyone
+    else only their own. The one statement of that rule: the queries below and the cached
+    reads (batches/api/cached_reads.py) apply it."""
+    return sees_all_batches(user)
+
+
+def batch_visible(*, user: AnyUser, owner_id: int) -> bool:
+    return sees_all(user) or (user.pk is not None and owner_id == user.pk)
+
+
 def _visible(user: AnyUser) -> QuerySet[Batch]:
     batches = Batch.objects.all()
-    return batches if sees_all_batches(user) else batches.filter(owner_id=user.pk)
+    return batches if sees_all(user) else batches.filter(owner_id=user.pk)
 
 
-def _uuid(value: UUID | str) -> UUID | None:
+def batch_uuid(value: UUID | str) -> UUID | None:
     """The id as a UUID, None when it is not one. Checked before the query: the ORM
     would raise a ValidationError from deep inside the lookup, a 500."""
     try:
@@ -44,8 +55,8 @@ def _uuid(value: UUID | str) -> UUID | None:
 
 def batch_get(*, user: AnyUser, batch_id: UUID | str) -> Batch:
     # Someone else's batch, a missing one and a malformed id look the same: 404.
-    pk = _uuid(batch_id)
-    staff = sees_all_batches(user)
+    pk = batch_uuid(batch_id)
+    staff = sees_all(user)
     # One query, and no owner join for a user, who sees only their own batches: the owner
     # is who asks. Unordered: `.first()` would sort, and a primary key needs no sort. The
     # validation report lists every rejected ligand (up to the whole submission): a status
@@ -71,10 +82,10 @@ def batch_status_get(*, user: AnyUser, batch_id: UUID | str) -> Batch:
     """batch_get for the status poll: the same visibility, only the columns the status shows
     (the others are deferred), one narrow statement. SQL because a poll repeats it: the
     ORM spent more Python compiling this read than PostgreSQL spent answering it."""
-    pk = _uuid(batch_id)
+    pk = batch_uuid(batch_id)
     if pk is None:
         raise NotFound("No such batch.")
-    staff = sees_all_batches(user)
+    staff = sees_all(user)
     # Bandit B608 (SQL built from a string) does not apply: column and table names come from
     # the model; the id and the owner are parameters.
     sql = f"SELECT {rows.columns(Batch, STATUS_FIELDS, 'b')} FROM {Batch._meta.db_table} b WHERE b.id = %s"  # nosec B608
@@ -143,7 +154,7 @@ def _statuses(given: str, known: list[str]) -> list[str]:
 
 
 def job_get(*, batch: Batch, job_id: UUID | str) -> Job:
-    pk = _uuid(job_id)
+    pk = batch_uuid(job_id)
     job = Job.objects.filter(batch=batch, pk=pk).first() if pk is not None else None
     if job is None:
         raise NotFound("No such job in this batch.")

@@ -12,6 +12,8 @@ whose URLconf adds the floors: `/bench/bare` (a Django JSON view), `/bench/db` (
 one single-row query, and so the connection's health check) and `/bench/auth` (a DRF view
 behind the API's token authentication). `--layout ARGS`, repeated, starts one server per
 layout (ARGS appended to the Procfile's command) and measures them in the same rounds.
+`--cache-compare` (needs REDIS_URL) starts two servers of the Procfile's layout instead, one
+with the batch reads through the cache (OMTX_CACHE_READS=1) and one without, the same way.
 
 A load generator in this process keeps 32 connections busy (keep-alive when the server allows
 it, reconnecting when it answers `Connection: close`) and runs the endpoints in rounds,
@@ -46,7 +48,8 @@ from typing import Any  # noqa: E402
 
 import psycopg  # noqa: E402
 
-SCRATCH = "omtx_bench_http"
+# Another name lets two runs share a PostgreSQL server.
+SCRATCH = os.environ.get("OMTX_BENCH_DATABASE", "omtx_bench_http")
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 50.0
 SHARED = Path(os.environ.get("OMTX_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -169,7 +172,7 @@ def procfile_web(port: int, extra: str) -> list[str]:
     raise SystemExit("deploy/Procfile has no web: line")
 
 
-def start_server(url: str, port: int, extra: str, var_dir: str) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, extra: str, var_dir: str, cache_reads: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "benchmarks.http_settings",
@@ -182,6 +185,7 @@ def start_server(url: str, port: int, extra: str, var_dir: str) -> subprocess.Po
         "DATABASE_URL": url,
         "OMTX_VAR_DIR": var_dir,
         "LOG_LEVEL": "WARNING",
+        "OMTX_CACHE_READS": cache_reads,
     }
     command = procfile_web(port, extra)
     print("server:", shlex.join(command[1:]))
@@ -291,12 +295,19 @@ def main() -> None:
         help="gunicorn arguments appended to the Procfile's web command; repeat to compare layouts "
         "in one run, interleaved (default: the Procfile as it is)",
     )
+    parser.add_argument(
+        "--cache-compare",
+        action="store_true",
+        help="two servers, batch reads through the cache (Redis, REDIS_URL) and not, measured interleaved",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed, not only on errors")
     parser.add_argument("--only", default="", help="comma-separated endpoints besides bare (default: all)")
     args = parser.parse_args()
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith("postgres"):
         sys.exit("set DATABASE_URL to a PostgreSQL server (this benchmark measures PostgreSQL)")
+    if args.cache_compare and not os.environ.get("REDIS_URL"):
+        sys.exit("--cache-compare measures the Redis cache: set REDIS_URL")
     admin = psycopg.connect(base, autocommit=True)
     admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
     admin.execute(f"CREATE DATABASE {SCRATCH}")
@@ -312,14 +323,19 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        for layout in args.layout or [""]:
+        cache_reads = os.environ.get("OMTX_CACHE_READS", "1")
+        layouts = {layout or "Procfile": (layout, cache_reads) for layout in args.layout or [""]}
+        if args.cache_compare:
+            layouts = {"cache off": ("", "0"), "cache on": ("", "1")}
+        for name, (layout, reads) in layouts.items():
             port = free_port()
-            servers[layout or "Procfile"] = Server(start_server(url, port, layout, var_dir), admin, port)
+            servers[name] = Server(start_server(url, port, layout, var_dir, reads), admin, port)
         paths = {
             "bare": "/bench/bare",
             "db": "/bench/db",
             "auth": "/bench/auth",
             "status": f"/api/v3/batches/{batch_id}/status",
+            "results": f"/api/v3/batches/{batch_id}/results?status=all&limit=50",
             "list": "/api/v3/batches",
             "detail": f"/api/v3/batches/{batch_id}",
         }

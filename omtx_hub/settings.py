@@ -155,21 +155,46 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", "")
 REDIS_POOL_SIZE = env_int("REDIS_POOL_SIZE", 50, minimum=1)
 if REDIS_URL:
+    # Short socket timeouts: a Redis that stops answering costs a request this long once,
+    # then the backend backs off and reads go to the database (omtx_hub/cache_backend.py).
+    _redis_timeout = env_float("REDIS_SOCKET_TIMEOUT", 0.25, minimum=0.001)
     CACHES = {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            "BACKEND": "omtx_hub.cache_backend.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "omtx",
             "OPTIONS": {
                 "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_POOL_SIZE},
-                "COMPRESSOR": "django_redis.compressors.zlib.ZlibCompressor",
-                # A cache outage degrades to the database instead of a 500.
-                "IGNORE_EXCEPTIONS": True,
+                "COMPRESSOR": "omtx_hub.cache_backend.LargeValueCompressor",
+                "SOCKET_CONNECT_TIMEOUT": _redis_timeout,
+                "SOCKET_TIMEOUT": _redis_timeout,
+                # Off, so that the backend sees each failure, counts it and backs off; it
+                # answers as an empty cache would, never with an exception.
+                "IGNORE_EXCEPTIONS": False,
             },
         }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Caching (issue 8) ---
+# docs/caching.md. Whether the batch endpoints read through the cache (off: every read from
+# the database). Off by default without Redis: a local-memory cache is one process's, and the
+# dispatcher's and background worker's changes could not reach the web process's entries.
+OMTX_CACHE_READS = env_bool("OMTX_CACHE_READS", bool(REDIS_URL))
+# A batch's status, and a results page of a batch still moving: their keys carry the
+# batch's version, so this only bounds how old the time-derived parts (ETA, queue place) get.
+OMTX_CACHE_STATUS_SECONDS = env_int("OMTX_CACHE_STATUS_SECONDS", 30, minimum=1)
+# A results page of a finished batch.
+OMTX_CACHE_RESULTS_SECONDS = env_int("OMTX_CACHE_RESULTS_SECONDS", 3600, minimum=1)
+OMTX_CACHE_LIST_SECONDS = env_int("OMTX_CACHE_LIST_SECONDS", 10, minimum=1)
+# After a failed Redis call, this process reads from the database without asking Redis.
+OMTX_CACHE_BACKOFF_SECONDS = env_float("OMTX_CACHE_BACKOFF_SECONDS", 5.0, minimum=0.0)
+# How long a request waits for another process building the same results page.
+OMTX_CACHE_LOCK_WAIT_SECONDS = env_float("OMTX_CACHE_LOCK_WAIT_SECONDS", 2.0, minimum=0.0)
+# The scheme and host clients reach the API at: `warm_cache` builds results pages (whose
+# links are absolute) for it.
+OMTX_PUBLIC_URL = env_str("OMTX_PUBLIC_URL", "http://localhost:8000")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -15,20 +15,19 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from batches import exports
+from batches.api import cached_reads, schema_inputs, schemas
 from batches.api import representations as rep
-from batches.api import schema_inputs, schemas
 from batches.api.inputs import (
     LegacySubmissionSerializer,
     SubmissionSerializer,
     SubmissionUploadSerializer,
     submission_from_request,
 )
-from batches.api.pagination import Pagination, ResultsPagination
-from batches.api.params import instant, thresholds
+from batches.api.pagination import Pagination
 from batches.catalog import MODELS
 from batches.export_files import export_file_get, export_file_request, export_is_large
 from batches.models import ExportFile, ExportStatus
-from batches.selectors import batch_get, batch_list, batch_status_get, job_get, job_list, results_ranking
+from batches.selectors import batch_get, job_get, job_list
 from batches.services.dry_runs import dry_run_delete, dry_run_get, dry_run_start
 from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed
 from batches.services.submission import batch_create, batch_validate, validates_inline
@@ -51,18 +50,7 @@ class BatchCollection(APIView):
         responses={200: schemas.BatchPageSerializer, **schemas.errors()},
     )
     def get(self, request: Request) -> Response:
-        params = request.query_params
-        batches = batch_list(
-            user=request.user,
-            status=params.get("status"),
-            model=params.get("model"),
-            search=params.get("search"),
-            created_after=instant(params, "created_after"),
-            created_before=instant(params, "created_before"),
-        )
-        paginator = Pagination()
-        page = paginator.paginate_queryset(batches, request, view=self) or []
-        return paginator.get_paginated_response([rep.batch_brief(b, request) for b in page])
+        return Response(cached_reads.batch_page(request=request, view=self))
 
     @extend_schema(
         operation_id="batches_create",
@@ -202,7 +190,7 @@ class BatchStatus(APIView):
         responses={200: schemas.BatchStatusSerializer, **schemas.errors(404)},
     )
     def get(self, request: Request, batch_id: str) -> Response:
-        return Response(rep.batch_status(batch_status_get(user=request.user, batch_id=batch_id)))
+        return Response(cached_reads.batch_status(request=request, batch_id=batch_id))
 
 
 class BatchCancel(APIView):
@@ -237,20 +225,7 @@ class BatchResults(APIView):
         responses={200: schemas.ResultsPageSerializer, **schemas.errors(404)},
     )
     def get(self, request: Request, batch_id: str) -> Response:
-        batch = batch_get(user=request.user, batch_id=batch_id)
-        params = request.query_params
-        ranking = results_ranking(
-            batch=batch,
-            sort=params.get("sort"),
-            order=params.get("order"),
-            status=params.get("status", "succeeded"),
-            thresholds=thresholds(params),
-        )
-        paginator = ResultsPagination()
-        page = paginator.paginate_ranking(ranking, request)
-        response = paginator.get_paginated_response([rep.job_row(job, request, rank=rank) for rank, job in page])
-        response.data.update({"batch": rep.batch_status(batch), "metrics": rep.metric_fields(batch.model)})
-        return response
+        return Response(cached_reads.results_page(request=request, batch_id=batch_id))
 
 
 class BatchExport(APIView):

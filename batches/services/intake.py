@@ -30,6 +30,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from batches.catalog import get_model
+from batches.changes import batches_changed_on_commit
 from batches.models import Batch, DryRun, IntakeChunk
 from batches.registry import Limits
 from batches.services.job_rows import create_jobs
@@ -103,6 +104,10 @@ def intake_store(*, chunk: ClaimedChunk, results: list[list[Any]]) -> bool:
     stored = IntakeChunk.objects.filter(pk=chunk.pk, claim_token=chunk.token, status=PENDING).update(
         status=IntakeChunk.Status.DONE, results=results, lease_expires_at=None
     )
+    if stored and chunk.batch_id is not None:
+        # The status shows intake progress; a batch's list entry does not (no owner bump).
+        # A dry run's progress is read from its chunks each time, never cached.
+        batches_changed_on_commit(batch_ids=[chunk.batch_id], owner_ids=())
     return stored == 1
 
 
@@ -140,6 +145,7 @@ def intake_finalize(*, batch_id: UUID) -> bool:
             finished_at=timezone.now() if status == BatchStatus.REJECTED else None,
         )
         batch.intake_chunks.all().delete()
+        batches_changed_on_commit(batch_ids=[batch.pk], owner_ids=[batch.owner_id])
     return True
 
 

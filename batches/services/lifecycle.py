@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from batches.changes import batches_changed_on_commit
 from batches.models import Batch, Job
 from batches.services.transitions import apply_counts, jobs_transition, lock_batches
 from batches.states import BATCH_ACTIVE, BATCH_TERMINAL, JOB_ACTIVE, BatchStatus, FailureReason, JobStatus
@@ -39,6 +40,7 @@ def batch_cancel(*, batch: Batch) -> Batch:
             Batch.objects.filter(pk=locked.pk).update(
                 status=BatchStatus.CANCELLED, finished_at=now, version=F("version") + 1
             )
+            batches_changed_on_commit(batch_ids=[locked.pk], owner_ids=[locked.owner_id])
             batch.refresh_from_db()
             return batch
         if locked.status not in BATCH_ACTIVE:
@@ -94,6 +96,7 @@ def batch_delete(*, batch: Batch) -> None:
             raise Conflict("The batch is still running; cancel it first.", code="batch_active")
         # Every job owns its file (a reused prediction gets its own copy).
         artifacts = list(Job.objects.filter(batch_id=locked.pk).exclude(artifact="").values_list("artifact", flat=True))
+        batches_changed_on_commit(batch_ids=[locked.pk], owner_ids=[locked.owner_id])
         locked.delete()
     # Files after the rows commit: a crash in between leaves orphan files,
     # never a row pointing at a missing file.

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from batches.catalog import MODELS, get_model
+from batches.changes import batches_changed_on_commit
 from batches.engine.availability import check_executor
 from batches.models import Batch, DryRun, IntakeChunk, Target
 from batches.queue import submission_position, work_estimate
@@ -312,6 +313,7 @@ def _store(owner: User, submission: Submission, prepared: Prepared, key: str | N
             validation_report={**report.summary(), "warnings": submission.warnings},
         )
         create_jobs(batch, report)
+        batches_changed_on_commit(batch_ids=[batch.pk], owner_ids=[owner.pk])
     return batch
 
 
@@ -333,6 +335,7 @@ def _store_for_validation(
             },
         )
         store_intake_chunks(ligands, batch=batch)
+        batches_changed_on_commit(batch_ids=[batch.pk], owner_ids=[owner.pk])
     return batch
 
 

@@ -12,7 +12,8 @@ Rules every writer of job rows follows (DESIGN §3):
   never double-count.
 - The batch's counters, version and derived status change in one UPDATE per
   batch per transaction, so a status read is one row and a batch can never be
-  left "stuck" at 99 %.
+  left "stuck" at 99 %. That UPDATE also schedules the "batch changed" hook
+  for the commit (batches/changes.py), so no cached read outlives it.
 """
 
 from collections import Counter
@@ -25,6 +26,7 @@ from django.db import connection, transaction
 from django.db.models import Field, QuerySet
 from django.utils import timezone
 
+from batches.changes import batches_changed_on_commit
 from batches.models import Batch, Job
 from batches.states import BATCH_TERMINAL, COUNTER_FIELD, BatchStatus, JobStatus
 
@@ -88,6 +90,7 @@ def apply_counts(batch: Batch, deltas: dict[str, int], *, now: datetime | None =
     if status not in BATCH_TERMINAL and batch.finished_at is not None:
         fields["finished_at"] = batch.finished_at = None
     Batch.objects.filter(pk=batch.pk).update(**fields)
+    batches_changed_on_commit(batch_ids=[batch.pk], owner_ids=[batch.owner_id])
 
 
 def job_transition(*, job: Job, source: str, target: str, **fields: Any) -> bool:
