@@ -58,7 +58,7 @@ def test_error_rate_counts_server_errors_only(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("batches.api.views.batch_list", broken)
+    monkeypatch.setattr("batches.api.cached_reads.batch_list", broken)
     owner_client.raise_request_exception = False
     assert owner_client.get(reverse("v3:batch-list")).status_code == 500
     report = apm.performance(window_seconds=60)

@@ -51,7 +51,7 @@ def test_envelope_of_a_server_error_carries_the_id(owner_client: APIClient, monk
     def broken(**kwargs: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("batches.api.views.batch_list", broken)
+    monkeypatch.setattr("batches.api.cached_reads.batch_list", broken)
     owner_client.raise_request_exception = False
     response = owner_client.get("/api/v3/batches")
     assert response.status_code == 500
