@@ -6,6 +6,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import ApiToken
 from accounts.services import token_create, token_revoke
 from omtx_hub.requests import request_user
+from ratelimit.auth_limits import token_creation_limited
 
 
 @login_required
@@ -17,6 +18,7 @@ def account(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@token_creation_limited
 def token_new(request: HttpRequest) -> HttpResponse:
     name = (request.POST.get("name") or "web").strip()[:100]
     _, raw = token_create(user=request_user(request), name=name)

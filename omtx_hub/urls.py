@@ -9,6 +9,7 @@ api_v3: list[URLPattern | URLResolver] = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v3:schema"), name="swagger-ui"),
     path("", include("batches.api.urls")),
+    path("", include("ratelimit.api.urls")),
 ]
 
 urlpatterns = [
