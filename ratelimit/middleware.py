@@ -36,7 +36,7 @@ class RateLimitMiddleware:
             record_rejection(scope="blocked")
             return _blocked()
         response = self.get_response(request)
-        observe(ip=ip, status=response.status_code, api=is_api(request))
+        observe(ip=ip, status=response.status_code, api=is_api(request), credentials=_has_credentials(request))
         decision = getattr(request, DECISION_ATTR, None)
         if decision is not None:
             for name, value in headers(decision).items():

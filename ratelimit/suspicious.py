@@ -26,10 +26,12 @@ def threshold(kind: BlockedIP.Reason) -> int:
     return max(1, round(base * settings.RATE_LIMIT_SCALE))
 
 
-def observe(*, ip: str, status: int, api: bool) -> BlockedIP | None:
-    """Count this answer against the address; the block, when this one reached a threshold."""
+def observe(*, ip: str, status: int, api: bool, credentials: bool) -> BlockedIP | None:
+    """Count this answer against the address; the block, when this one reached a threshold.
+    A 401 counts only when credentials were sent (asking without any is no guess), a 404
+    only under /api/ (where ids are guessed)."""
     kind = KINDS.get(status)
-    if kind is None or (kind == Reason.NOT_FOUND_PROBING and not api):
+    if kind is None or (status == 401 and not credentials) or (kind == Reason.NOT_FOUND_PROBING and not api):
         return None
     window = settings.RATE_LIMIT_SUSPICIOUS_WINDOW_SECONDS
     count = get_backend().count(f"{settings.RATE_LIMIT_KEY_PREFIX}:suspicious:{kind}:{ip}", window=window)
