@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 import redis
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
+from rest_framework.test import APIClient
 
+from accounts.services import token_create
 from ratelimit.models import Tier
 from ratelimit.testing import isolated_limiter
 from ratelimit.tiers import tier_assign
@@ -133,3 +135,19 @@ def on_tier() -> Callable[[User, Tier], None]:
         tier_assign(user_id=user.pk, tier=tier)
 
     return assign
+
+
+@pytest.fixture
+def make_staff_client(db: None) -> Callable[..., APIClient]:
+    """A staff member (not superuser) holding only the named ratelimit permissions."""
+
+    def make(*codenames: str) -> APIClient:
+        user = User.objects.create_user(f"staff-{'-'.join(codenames) or 'none'}", is_staff=True)
+        user.user_permissions.set(
+            Permission.objects.filter(content_type__app_label="ratelimit", codename__in=codenames)
+        )
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_create(user=user, name='t')[1]}")
+        return client
+
+    return make

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.urls import resolve
 from django.test import RequestFactory
+from django.urls import resolve
 from rest_framework.test import APIClient
 
 from batches.models import Batch
