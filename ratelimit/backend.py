@@ -35,6 +35,11 @@ class Backend:
             self._take = register_take(self.client)
         self._remote_blocked: dict[str, float] = {}
         self._blocked_read_at = float("-inf")
+        # The blocked set's version when this process last read it, and the latest one a
+        # bucket call brought back (and when): a difference means a block or unblock.
+        self._version_read: int | None = None
+        self._version_seen: int | None = None
+        self._version_seen_at = float("-inf")
 
     @property
     def name(self) -> str:
@@ -42,9 +47,13 @@ class Backend:
 
     def take(self, buckets: Sequence[Bucket], *, cost: int = 1) -> Decision:
         """Take `cost` tokens from every bucket, or none if any is short (cost 0: a look)."""
-        return self._call(
-            lambda: redis_take(self._take, buckets, cost=cost), lambda: self.buckets.take(buckets, cost=cost)
+        decision = self._call(
+            lambda: redis_take(self._take, buckets, version_key=self._version_key, cost=cost),
+            lambda: self.buckets.take(buckets, cost=cost),
         )
+        if decision.blocked_version is not None:
+            self._version_seen, self._version_seen_at = decision.blocked_version, time.monotonic()
+        return decision
 
     def count(self, key: str, *, window: int) -> int:
         """Add one to a counter that lives `window` seconds from its first event; its value."""
@@ -80,7 +89,10 @@ class Backend:
         self.counters.blocked[ip] = until
 
         def remote(client: "redis.Redis") -> None:
-            client.hset(self._blocked_key, ip, str(until))
+            pipe = client.pipeline(transaction=True)
+            pipe.hset(self._blocked_key, ip, str(until))
+            pipe.incr(self._version_key)
+            pipe.execute()
 
         self._call_client(remote, lambda: None)
         self._blocked_read_at = float("-inf")
@@ -90,7 +102,10 @@ class Backend:
         self._remote_blocked.pop(ip, None)
 
         def remote(client: "redis.Redis") -> None:
-            client.hdel(self._blocked_key, ip)
+            pipe = client.pipeline(transaction=True)
+            pipe.hdel(self._blocked_key, ip)
+            pipe.incr(self._version_key)
+            pipe.execute()
 
         self._call_client(remote, lambda: None)
         self._blocked_read_at = float("-inf")
@@ -99,11 +114,21 @@ class Backend:
     def _blocked_key(self) -> str:
         return f"{settings.RATE_LIMIT_KEY_PREFIX}:blocked"
 
+    @property
+    def _version_key(self) -> str:
+        return f"{settings.RATE_LIMIT_KEY_PREFIX}:blocked:version"
+
     def _remote_view(self) -> dict[str, float]:
+        """Re-read when a bucket call brought back a new version, or when nothing has said
+        anything for RATE_LIMIT_BLOCKLIST_REFRESH_SECONDS (a process serving no limited
+        requests): under load, no round trip of its own."""
         if self.client is None:
             return {}
-        if time.monotonic() - self._blocked_read_at >= settings.RATE_LIMIT_BLOCKLIST_REFRESH_SECONDS:
-            self._blocked_read_at = time.monotonic()
+        now = time.monotonic()
+        changed = self._version_seen is not None and self._version_seen != self._version_read
+        last_heard = max(self._blocked_read_at, self._version_seen_at)
+        if changed or now - last_heard >= settings.RATE_LIMIT_BLOCKLIST_REFRESH_SECONDS:
+            self._blocked_read_at = now
             fresh = self._call_client(self._read_blocked, lambda: None)
             if fresh is not None:
                 self._remote_blocked = fresh
@@ -111,7 +136,11 @@ class Backend:
 
     def _read_blocked(self, client: "redis.Redis") -> dict[str, float]:
         now = time.time()
-        stored: dict[bytes, bytes] = client.hgetall(self._blocked_key)  # type: ignore[assignment]
+        pipe = client.pipeline(transaction=True)
+        pipe.get(self._version_key)
+        pipe.hgetall(self._blocked_key)
+        version, stored = pipe.execute()
+        self._version_read = int(version or 0)
         entries = {ip.decode(): float(until) for ip, until in stored.items()}
         expired = [ip for ip, until in entries.items() if until <= now]
         if expired:

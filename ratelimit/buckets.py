@@ -13,19 +13,22 @@ from dataclasses import dataclass
 
 import redis
 
-# ARGV: the cost (1, or 0 to look), then per key its rate (tokens a second) and capacity.
-# Stored per key: t = tokens (a float), ts = milliseconds of the last update.
-# Returns {allowed, then per bucket: whole tokens left, ms until one token, ms until full}.
+# KEYS: the blocked set's version counter, then the buckets. ARGV: the cost (1, or 0 to
+# look), then per bucket its rate (tokens a second) and capacity.
+# Stored per bucket: t = tokens (a float), ts = milliseconds of the last update.
+# Returns {allowed, blocked-set version, then per bucket: whole tokens left, ms until one
+# token, ms until full}. The version rides along so each process notices a new block
+# without a round trip of its own (ratelimit.backend).
 TAKE_LUA = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local cost = tonumber(ARGV[1])
 local tokens = {}
 local allowed = 1
-for i = 1, #KEYS do
+for i = 1, #KEYS - 1 do
   local rate = tonumber(ARGV[2 * i]) / 1000
   local capacity = tonumber(ARGV[2 * i + 1])
-  local state = redis.call('HMGET', KEYS[i], 't', 'ts')
+  local state = redis.call('HMGET', KEYS[i + 1], 't', 'ts')
   local t = tonumber(state[1])
   local ts = tonumber(state[2])
   if t == nil or ts == nil then
@@ -36,15 +39,15 @@ for i = 1, #KEYS do
   tokens[i] = t
   if t < cost then allowed = 0 end
 end
-local out = {allowed}
-for i = 1, #KEYS do
+local out = {allowed, tonumber(redis.call('GET', KEYS[1]) or '0')}
+for i = 1, #KEYS - 1 do
   local rate = tonumber(ARGV[2 * i]) / 1000
   local capacity = tonumber(ARGV[2 * i + 1])
   local t = tokens[i]
   if allowed == 1 then t = t - cost end
-  redis.call('HSET', KEYS[i], 't', tostring(t), 'ts', tostring(now))
+  redis.call('HSET', KEYS[i + 1], 't', tostring(t), 'ts', tostring(now))
   local full = math.ceil((capacity - t) / rate)
-  redis.call('PEXPIRE', KEYS[i], full + 1000)
+  redis.call('PEXPIRE', KEYS[i + 1], full + 1000)
   local wait = 0
   if t < 1 then wait = math.ceil((1 - t) / rate) end
   out[#out + 1] = math.floor(t)
@@ -84,6 +87,8 @@ class Decision:
     allowed: bool
     states: tuple[BucketState, ...]
     backend: str
+    # The blocked set's version as Redis had it (None from memory).
+    blocked_version: int | None = None
 
     @property
     def retry_after(self) -> int:
@@ -100,16 +105,16 @@ def register_take(client: "redis.Redis") -> Take:
     return script
 
 
-def redis_take(script: Take, buckets: Sequence[Bucket], *, cost: int = 1) -> Decision:
+def redis_take(script: Take, buckets: Sequence[Bucket], *, version_key: str, cost: int = 1) -> Decision:
     args: list[float] = [cost]
     for bucket in buckets:
         args += [bucket.rate, bucket.capacity]
-    reply = script(keys=[bucket.key for bucket in buckets], args=args)
+    reply = script(keys=[version_key, *(bucket.key for bucket in buckets)], args=args)
     states = tuple(
-        BucketState(bucket, int(reply[1 + 3 * i]), reply[2 + 3 * i] / 1000, reply[3 + 3 * i] / 1000)
+        BucketState(bucket, int(reply[2 + 3 * i]), reply[3 + 3 * i] / 1000, reply[4 + 3 * i] / 1000)
         for i, bucket in enumerate(buckets)
     )
-    return Decision(allowed=reply[0] == 1, states=states, backend="redis")
+    return Decision(allowed=reply[0] == 1, states=states, backend="redis", blocked_version=int(reply[1]))
 
 
 class MemoryBuckets:

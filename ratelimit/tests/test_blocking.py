@@ -182,3 +182,16 @@ def test_staff_manage_the_allow_list(staff_client: APIClient, owner_client: APIC
     assert [row["network"] for row in staff_client.get(url).json()] == ["10.0.0.0/8"]
     assert staff_client.delete(f"{url}/{created.json()['id']}").status_code == 204
     assert not AllowedNetwork.objects.exists()
+
+
+def test_a_bucket_call_brings_news_of_a_block_without_a_round_trip_of_its_own(
+    redis_url: str, settings: Any, owner: User
+) -> None:
+    settings.RATE_LIMIT_BLOCKLIST_REFRESH_SECONDS = 3600  # never re-read for being quiet
+    here, elsewhere = get_backend(), Backend(redis_url)
+    client = attacker(owner)
+    assert client.get(URL).status_code == 200  # this process has read the (empty) blocked set
+    elsewhere.publish_block(ATTACKER, timezone.now().timestamp() + 60)  # another process blocks
+    assert here.blocked_until(ATTACKER) is None  # nothing said so yet
+    assert client.get(URL).status_code == 200  # this request's bucket call brings the new version
+    assert client.get(URL).status_code == 403

@@ -13,6 +13,7 @@ from ratelimit.buckets import Bucket, MemoryBuckets, redis_take, register_take
 
 # A bucket that does not refill during a test: one token every 16 hours.
 FROZEN = 0.001
+VERSION = "omtx:rl:test:blocked:version"
 
 
 def bucket(capacity: int, *, name: str = "t", per_minute: float = FROZEN, key: str | None = None) -> Bucket:
@@ -29,7 +30,7 @@ def test_fifty_concurrent_requests_against_a_bucket_of_ten_let_exactly_ten_throu
 
     def request(n: int) -> None:
         start.wait()
-        decision = redis_take(scripts[n], [shared])
+        decision = redis_take(scripts[n], [shared], version_key=VERSION)
         with lock:
             allowed.append(decision.allowed)
 
@@ -49,7 +50,8 @@ from ratelimit.buckets import Bucket, redis_take, register_take
 url, key, tries = sys.argv[1], sys.argv[2], int(sys.argv[3])
 script = register_take(redis.Redis.from_url(url))
 sys.stdin.readline()  # both processes start together
-print(sum(redis_take(script, [Bucket(key, "t", 0.001, 25)]).allowed for _ in range(tries)))
+shared = [Bucket(key, "t", 0.001, 25)]
+print(sum(redis_take(script, shared, version_key=key + ":v").allowed for _ in range(tries)))
 """
 
 
@@ -78,18 +80,21 @@ def test_a_request_takes_from_every_bucket_or_from_none(redis_url: str) -> None:
     """The tier bucket keeps its token when the endpoint bucket refuses (atomic)."""
     script = register_take(redis.Redis.from_url(redis_url))
     tier, endpoint = bucket(5, name="tier"), bucket(1, name="submit")
-    assert redis_take(script, [tier, endpoint]).allowed
-    refused = redis_take(script, [tier, endpoint])
+    assert redis_take(script, [tier, endpoint], version_key=VERSION).allowed
+    refused = redis_take(script, [tier, endpoint], version_key=VERSION)
     assert not refused.allowed
     assert [s.remaining for s in refused.states] == [4, 0]
-    assert [s.remaining for s in redis_take(script, [tier], cost=0).states] == [4]
+    assert [s.remaining for s in redis_take(script, [tier], version_key=VERSION, cost=0).states] == [4]
 
 
 def test_the_script_refills_at_the_bucket_rate_and_says_when(redis_url: str) -> None:
     script = register_take(redis.Redis.from_url(redis_url))
     fast = bucket(2, per_minute=600)  # 10 tokens a second
-    assert redis_take(script, [fast]).allowed and redis_take(script, [fast]).allowed
-    refused = redis_take(script, [fast])
+    assert (
+        redis_take(script, [fast], version_key=VERSION).allowed
+        and redis_take(script, [fast], version_key=VERSION).allowed
+    )
+    refused = redis_take(script, [fast], version_key=VERSION)
     assert not refused.allowed
     assert 0 < refused.states[0].wait <= 0.1
     assert refused.retry_after == 1
