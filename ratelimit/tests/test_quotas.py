@@ -141,3 +141,21 @@ def test_resource_metrics_are_for_staff(
     assert metrics["users_by_tier"] == {"default": 0, "premium": 0, "enterprise": 0}
     assert owner_client.get("/api/v3/resources/metrics").status_code == 403
     assert anon_client.get("/api/v3/resources/metrics").status_code == 401
+
+
+def test_an_idempotent_replay_costs_no_quota(tiny: Tier, owner: User) -> None:
+    from batches.services.submission import Submission, batch_create
+    from batches.validation.ligands import raw_from_json
+    from conftest import CDK2
+
+    def submit(key: str) -> Batch:
+        submission = Submission(
+            name="b", model="ligand-profile", protein_sequence=CDK2, ligands=raw_from_json(ligands(1))
+        )
+        return batch_create(owner=owner, submission=submission, idempotency_key=key, request_sha256=key)[0]
+
+    first = submit("one")
+    submit("two")
+    assert submit("one").pk == first.pk  # at the active-batch quota, the replay still answers
+    with pytest.raises(QuotaBusy):
+        submit("three")
