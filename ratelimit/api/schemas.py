@@ -71,6 +71,10 @@ class BlockedIPSerializer(serializers.Serializer[Any]):
     note = serializers.CharField(allow_blank=True)
 
 
+class BlockedIPListSerializer(serializers.Serializer[Any]):
+    blocked_ips = BlockedIPSerializer(many=True, help_text="Active blocks, newest first.")
+
+
 class BlockRequestSerializer(serializers.Serializer[Any]):
     ip = serializers.IPAddressField()
     seconds = serializers.IntegerField(min_value=1, max_value=366 * 86400, required=False)
@@ -86,6 +90,10 @@ class AllowedNetworkSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(read_only=True)
     network = serializers.CharField(max_length=64)
     note = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+class AllowedNetworkListSerializer(serializers.Serializer[Any]):
+    networks = AllowedNetworkSerializer(many=True)
 
 
 class QuotaSerializer(serializers.Serializer[Any]):

@@ -45,10 +45,10 @@ class BlockedIPCollection(APIView):
     permission_classes = [IsAuthenticated, ManagesBlocks]
 
     @extend_schema(
-        operation_id="rate_limit_blocked_ips", responses={200: schemas.BlockedIPSerializer(many=True), **errors(403)}
+        operation_id="rate_limit_blocked_ips", responses={200: schemas.BlockedIPListSerializer, **errors(403)}
     )
     def get(self, request: Request) -> Response:
-        return Response([selectors.block_row(row) for row in selectors.blocks_listed()])
+        return Response({"blocked_ips": [selectors.block_row(row) for row in selectors.blocks_listed()]})
 
     @extend_schema(
         operation_id="rate_limit_block",
@@ -88,11 +88,11 @@ class AllowedNetworkCollection(APIView):
 
     @extend_schema(
         operation_id="rate_limit_allowed_networks",
-        responses={200: schemas.AllowedNetworkSerializer(many=True), **errors(403)},
+        responses={200: schemas.AllowedNetworkListSerializer, **errors(403)},
     )
     def get(self, request: Request) -> Response:
         networks = AllowedNetwork.objects.order_by("network")
-        return Response(schemas.AllowedNetworkSerializer(networks, many=True).data)
+        return Response({"networks": schemas.AllowedNetworkSerializer(networks, many=True).data})
 
     @extend_schema(
         operation_id="rate_limit_allow",

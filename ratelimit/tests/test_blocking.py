@@ -146,11 +146,11 @@ def test_staff_block_list_and_unblock_through_the_api(staff_client: APIClient) -
     assert created.status_code == 201
     assert (created.json()["reason"], created.json()["note"]) == ("manual", "scanner")
     assert attacker().get("/api/v3/").status_code == 403
-    listed = staff_client.get(BLOCKS).json()
+    listed = staff_client.get(BLOCKS).json()["blocked_ips"]
     assert [row["ip"] for row in listed] == [ATTACKER]
     lifted = staff_client.post(f"{BLOCKS}/{ATTACKER}/unblock")
     assert lifted.json() == {"ip": ATTACKER, "lifted": 1}
-    assert staff_client.get(BLOCKS).json() == []
+    assert staff_client.get(BLOCKS).json() == {"blocked_ips": []}
     assert attacker().get("/api/v3/").status_code == 200
 
 
@@ -179,7 +179,7 @@ def test_staff_manage_the_allow_list(staff_client: APIClient, owner_client: APIC
     assert staff_client.post(url, {"network": "10.0.0.0/8"}, format="json").status_code == 409
     assert staff_client.post(url, {"network": "ten"}, format="json").status_code == 400
     assert owner_client.get(url).status_code == 403
-    assert [row["network"] for row in staff_client.get(url).json()] == ["10.0.0.0/8"]
+    assert [row["network"] for row in staff_client.get(url).json()["networks"]] == ["10.0.0.0/8"]
     assert staff_client.delete(f"{url}/{created.json()['id']}").status_code == 204
     assert not AllowedNetwork.objects.exists()
 
