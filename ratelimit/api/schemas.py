@@ -76,7 +76,7 @@ class BlockedIPListSerializer(serializers.Serializer[Any]):
 
 
 class BlockRequestSerializer(serializers.Serializer[Any]):
-    ip = serializers.IPAddressField()
+    ip = serializers.IPAddressField(min_length=2, max_length=45)
     seconds = serializers.IntegerField(min_value=1, max_value=366 * 86400, required=False)
     note = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
 
@@ -88,7 +88,7 @@ class UnblockSerializer(serializers.Serializer[Any]):
 
 class AllowedNetworkSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(read_only=True)
-    network = serializers.CharField(max_length=64)
+    network = serializers.CharField(min_length=2, max_length=64, help_text="CIDR, e.g. 10.0.0.0/8.")
     note = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
 
 

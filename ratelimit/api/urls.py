@@ -2,8 +2,8 @@ from django.urls import path, re_path
 
 from ratelimit.api import views
 
-# IPv4 or IPv6 text; the view validates it.
-IP = r"[0-9a-fA-F.:]{2,45}"
+# Any path segment: the view validates the address and answers 400, never a bare 404.
+IP = r"[^/]+"
 
 urlpatterns = [
     path("rate-limit/status", views.RateLimitStatus.as_view(), name="rate-limit-status"),

@@ -20,7 +20,14 @@ from ratelimit.models import AllowedNetwork, BlockedIP
 from ratelimit.quotas import quota_report
 from ratelimit.status import limiter_status
 
-USER_ID = OpenApiParameter("user_id", int, description="Another user's entry (staff with view_tierassignment).")
+# User ids are 32-bit (auth.User's AutoField): a larger one is no id, not a database error.
+MAX_USER_ID = 2**31 - 1
+USER_ID = OpenApiParameter(
+    "user_id",
+    {"type": "integer", "minimum": 1, "maximum": MAX_USER_ID},
+    description="Another user's entry (staff with view_tierassignment).",
+)
+IP = OpenApiParameter("ip", str, OpenApiParameter.PATH, description="An IPv4 or IPv6 address.")
 
 
 class RateLimitStatus(APIView):
@@ -33,7 +40,7 @@ class RateLimitStatus(APIView):
         user_id = request_user(request).pk
         raw = request.query_params.get("user_id")
         if raw is not None:
-            if not raw.isdigit():
+            if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_USER_ID):
                 raise InvalidInput("user_id must be a positive integer.", code="invalid_user_id")
             if int(raw) != user_id and not may(request, "view_tierassignment"):
                 self.permission_denied(request, "Only staff may read another user's limits.")
@@ -74,7 +81,10 @@ class BlockedIPUnblock(APIView):
     write_permission = "change_blockedip"
 
     @extend_schema(
-        operation_id="rate_limit_unblock", request=None, responses={200: schemas.UnblockSerializer, **errors(403)}
+        operation_id="rate_limit_unblock",
+        parameters=[IP],
+        request=None,
+        responses={200: schemas.UnblockSerializer, **errors(403)},
     )
     def post(self, request: Request, ip: str) -> Response:
         address = schemas.BlockRequestSerializer(data={"ip": ip})

@@ -157,6 +157,9 @@ def test_staff_block_list_and_unblock_through_the_api(staff_client: APIClient) -
 def test_blocking_loopback_or_an_allowed_address_is_refused(staff_client: APIClient) -> None:
     refused = staff_client.post(BLOCKS, {"ip": "127.0.0.1"}, format="json")
     assert (refused.status_code, refused.json()["error"]["code"]) == (400, "ip_not_blockable")
+    assert staff_client.post(BLOCKS, {"ip": ""}, format="json").status_code == 400
+    assert staff_client.post(f"{BLOCKS}/%C2%84/unblock").status_code == 400
+    assert staff_client.post(f"{BLOCKS}/00/unblock").status_code == 400
 
 
 def test_only_staff_with_the_permission_manage_blocks(

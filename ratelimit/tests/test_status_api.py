@@ -51,7 +51,8 @@ def test_staff_read_any_users_limits_and_others_may_not(
     on_tier(owner, make_tier())
     assert staff_client.get(STATUS, {"user_id": owner.pk}).json()["tier"]["name"] == "tiny"
     assert staff_client.get(STATUS, {"user_id": 999_999}).status_code == 404
-    assert staff_client.get(STATUS, {"user_id": "x"}).status_code == 400
+    for bad in ("x", "-1", "0", str(2**40), "١"):  # the last: an Arabic-Indic digit one
+        assert staff_client.get(STATUS, {"user_id": bad}).status_code == 400, bad
     assert outsider_client.get(STATUS, {"user_id": owner.pk}).status_code == 403
     assert anon_client.get(STATUS).status_code == 401
 
