@@ -132,12 +132,14 @@ def main() -> None:
     trips_off = statistics.median(t for _, t in results[False])
     trips_on = statistics.median(t for _, t in results[True])
     print(f"status endpoint, {args.rounds} rounds x {args.requests} requests each way, backend {get_backend().name}")
-    print(f"limiter off  {off:8.0f} µs/request   {trips_off:.2f} Redis round trips/request")
-    print(f"limiter on   {on:8.0f} µs/request   {trips_on:.2f} Redis round trips/request")
+    print(f"limiter off  {off:8.0f} µs/request   {trips_off:.3f} Redis round trips/request")
+    print(f"limiter on   {on:8.0f} µs/request   {trips_on:.3f} Redis round trips/request")
     added = trips_on - trips_off
     print(f"one Redis PING {ping_round_trip():8.0f} µs (same process, same run)")
-    print(f"limiter adds {on - off:+8.0f} µs/request ({on / off - 1:+.1%})   {added:+.2f} round trips/request")
-    if trips_on - trips_off > 1.0:
+    print(f"limiter adds {on - off:+8.0f} µs/request ({on / off - 1:+.1%})   {added:+.3f} round trips/request")
+    # One bucket call per request; besides, each limiter-on round starts after the off
+    # round's silence, so its first request re-reads the blocked set once (docs/rate-limiting.md).
+    if added > 1.0 + 1.0 / args.requests:
         sys.exit("the limiter made more than one Redis round trip per request")
 
 
