@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpRequest
+from django_ratelimit.core import is_ratelimited
 from django_ratelimit.decorators import ratelimit
 
 from ratelimit.client_ip import ratelimit_key
@@ -36,6 +38,15 @@ def _token_rate(group: str, request: Any) -> str:
 def login_limited(view: View) -> View:
     """Failed and successful login posts alike: a guesser cannot tell which counted."""
     limited: View = ratelimit(group="login", key=ratelimit_key, rate=_login_rate, method="POST", block=True)(view)
+    return limited
+
+
+def over_login_limit(request: HttpRequest) -> bool:
+    """The same count as `login_limited`, for a login view the hub does not route itself
+    (DRF's browsable-API login, ratelimit.middleware)."""
+    limited: bool = is_ratelimited(
+        request, group="login", key=ratelimit_key, rate=_login_rate, method="POST", increment=True
+    )
     return limited
 
 

@@ -13,7 +13,7 @@ from django_ratelimit.exceptions import Ratelimited
 
 from omtx_hub.api_errors import error_body, is_api
 from ratelimit.allowlist import is_allowed
-from ratelimit.auth_limits import period_seconds
+from ratelimit.auth_limits import over_login_limit, period_seconds
 from ratelimit.backend import get_backend
 from ratelimit.client_ip import client_ip
 from ratelimit.limiter import DECISION_ATTR, headers, limit_address, record_rejection, rejected
@@ -21,6 +21,8 @@ from ratelimit.suspicious import observe
 
 GetResponse = Callable[[HttpRequest], HttpResponse]
 IP_ATTR = "omtx_client_ip"
+# Login views routed by a package, not decorated in accounts/urls.py.
+OTHER_LOGIN_VIEWS = {"rest_framework:login"}
 
 
 class RateLimitMiddleware:
@@ -45,8 +47,14 @@ class RateLimitMiddleware:
 
     def process_view(self, request: HttpRequest, view: Any, args: Any, kwargs: Any) -> HttpResponse | None:
         """Anonymous API requests, by address. Requests with credentials are limited per
-        user by ratelimit.throttle; credentials that fail count as auth failures."""
-        if not settings.RATE_LIMIT_ENABLED or not is_api(request) or _has_credentials(request):
+        user by ratelimit.throttle; credentials that fail count as auth failures. DRF's
+        login page shares the login form's limit."""
+        if not settings.RATE_LIMIT_ENABLED:
+            return None
+        match = request.resolver_match
+        if match is not None and match.view_name in OTHER_LOGIN_VIEWS and over_login_limit(request):
+            return _too_many_logins()
+        if not is_api(request) or _has_credentials(request):
             return None
         ip = getattr(request, IP_ATTR, None) or client_ip(request)
         if is_allowed(ip):
@@ -59,13 +67,15 @@ class RateLimitMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """django-ratelimit's refusal (login, token creation) as a 429, not Django's 403."""
-        if not isinstance(exception, Ratelimited):
-            return None
-        record_rejection(scope="login")
-        retry = period_seconds(settings.RATE_LIMIT_LOGIN_RATE)
-        response = HttpResponse(f"Too many attempts; try again in {retry} s.", status=429, content_type="text/plain")
-        response["Retry-After"] = str(retry)
-        return response
+        return _too_many_logins() if isinstance(exception, Ratelimited) else None
+
+
+def _too_many_logins() -> HttpResponse:
+    record_rejection(scope="login")
+    retry = period_seconds(settings.RATE_LIMIT_LOGIN_RATE)
+    response = HttpResponse(f"Too many attempts; try again in {retry} s.", status=429, content_type="text/plain")
+    response["Retry-After"] = str(retry)
+    return response
 
 
 def _has_credentials(request: HttpRequest) -> bool:

@@ -51,6 +51,16 @@ def test_login_attempts_are_limited_per_address(owner: User, settings: Any) -> N
     assert other.post("/account/login/", {"username": "owner", "password": "pw-owner-123"}).status_code == 302
 
 
+def test_the_browsable_api_login_shares_the_login_limit(owner: User, settings: Any) -> None:
+    settings.RATE_LIMIT_LOGIN_RATE = "3/m"
+    client = Client(REMOTE_ADDR="198.51.100.22")
+    wrong = {"username": "owner", "password": "wrong"}
+    assert client.post("/account/login/", wrong).status_code == 200
+    codes = [client.post("/api-auth/login/", wrong).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    assert client.get("/api-auth/login/").status_code == 200  # showing the form is not an attempt
+
+
 def test_token_creation_is_limited_per_address(owner: User, settings: Any) -> None:
     settings.RATE_LIMIT_TOKEN_RATE = "2/h"
     client = Client(REMOTE_ADDR="198.51.100.30")
