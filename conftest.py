@@ -59,10 +59,12 @@ def _isolated_media(settings: Any, tmp_path: Path) -> None:
 def _relaxed_rate_limits(settings: Any) -> Iterator[None]:
     """The limiter runs in every test, at 1000 times its limits and thresholds and with
     quotas off, in a key space of the test's own: the suite's thousands of requests are
-    never refused. ratelimit/tests turn the real limits on (docs/rate-limiting.md)."""
+    never refused. The default tier is the seed's, read from no table, so a test without
+    database access can still make an anonymous request. ratelimit/tests turn the real
+    limits on (docs/rate-limiting.md)."""
     from ratelimit.testing import isolated_limiter
 
-    with isolated_limiter(settings, scale=1000.0, quotas=False):
+    with isolated_limiter(settings, scale=1000.0, quotas=False, from_seed=True):
         yield
 
 
