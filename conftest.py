@@ -56,7 +56,7 @@ def _isolated_media(settings: Any, tmp_path: Path) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _relaxed_rate_limits(settings: Any) -> Iterator[None]:
+def _relaxed_rate_limits(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The limiter runs in every test, at 1000 times its limits and thresholds and with
     quotas off, in a key space of the test's own: the suite's thousands of requests are
     never refused. The default tier is the seed's, read from no table, so a test without
@@ -64,6 +64,9 @@ def _relaxed_rate_limits(settings: Any) -> Iterator[None]:
     limits on (docs/rate-limiting.md)."""
     from ratelimit.testing import isolated_limiter
 
+    # A hub a test starts as a process (test_scale, test_gunicorn) runs relaxed the same way.
+    monkeypatch.setenv("RATE_LIMIT_SCALE", "1000")
+    monkeypatch.setenv("RATE_LIMIT_QUOTAS_ENABLED", "false")
     with isolated_limiter(settings, scale=1000.0, quotas=False, from_seed=True):
         yield
 
