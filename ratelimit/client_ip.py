@@ -11,7 +11,8 @@ from django.conf import settings
 from django.http import HttpRequest
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-UNKNOWN = "0.0.0.0"
+# The unspecified address, for a request without a usable REMOTE_ADDR (never bound to).
+UNKNOWN = str(ipaddress.IPv4Address(0))
 
 
 @lru_cache(maxsize=8)
