@@ -28,6 +28,8 @@ def isolated_limiter(settings: Any, *, scale: float, quotas: bool, from_seed: bo
     settings.RATE_LIMIT_SCALE = scale
     settings.RATE_LIMIT_QUOTAS_ENABLED = quotas
     settings.RATE_LIMIT_KEY_PREFIX = prefix
+    # django-ratelimit's counts live in the Django cache, Redis in CI: this test's own too.
+    settings.RATELIMIT_CACHE_PREFIX = f"{prefix}:django-ratelimit:"
     forget_process_state()
     if from_seed:
         hold_default_tier(TierLimits.of(Tier(**DEFAULT)))
