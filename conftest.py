@@ -2,7 +2,7 @@
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _isolated_media(settings: Any, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture(autouse=True)
+def _relaxed_rate_limits(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The limiter runs in every test, at 1000 times its limits and thresholds and with
+    quotas off, in a key space of the test's own: the suite's thousands of requests are
+    never refused. The default tier is the seed's, read from no table, so a test without
+    database access can still make an anonymous request. ratelimit/tests turn the real
+    limits on (docs/rate-limiting.md)."""
+    from ratelimit.testing import isolated_limiter
+
+    # A hub a test starts as a process (test_scale, test_gunicorn) runs relaxed the same way.
+    monkeypatch.setenv("RATE_LIMIT_SCALE", "1000")
+    monkeypatch.setenv("RATE_LIMIT_QUOTAS_ENABLED", "false")
+    with isolated_limiter(settings, scale=1000.0, quotas=False, from_seed=True):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,7 @@ from accounts.forms import TokenForm
 from accounts.models import ApiToken
 from accounts.services import token_create, token_revoke
 from omtx_hub.requests import request_user
+from ratelimit.auth_limits import token_creation_limited
 
 
 @never_cache
@@ -26,6 +27,7 @@ def account(request: HttpRequest) -> HttpResponse:
 @never_cache
 @login_required
 @require_POST
+@token_creation_limited
 def token_new(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST)
     if not form.is_valid():

@@ -105,6 +105,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Blocked addresses, anonymous limits, suspicious answers, rate-limit headers (ratelimit/middleware.py).
+    "ratelimit.middleware.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -257,6 +259,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "EXCEPTION_HANDLER": "omtx_hub.api_errors.exception_handler",
+    # Per-user tier and endpoint buckets, after authentication (ratelimit/throttle.py).
+    "DEFAULT_THROTTLE_CLASSES": ["ratelimit.throttle.TierThrottle"],
     # `?format=` selects the export format, not a DRF renderer.
     "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -314,6 +318,37 @@ GCP_PROJECT_ID = env_str("GCP_PROJECT_ID", "")
 FIRESTORE_DATABASE = env_str("FIRESTORE_DATABASE", "(default)")
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
 RATE_LIMIT_REDIS_URL = env_str("RATE_LIMIT_REDIS_URL", REDIS_URL)
+# --- Rate limiting (issue 9) --- docs/rate-limiting.md
+# Tier and endpoint limits are data (ratelimit.Tier, edited in the admin); these are the knobs
+# around them. Empty RATE_LIMIT_REDIS_URL: buckets and blocks live in each process's memory.
+RATE_LIMIT_KEY_PREFIX = env_str("RATE_LIMIT_KEY_PREFIX", "omtx:rl")
+# Multiplies every request limit and suspicious-activity threshold (never quotas). The test
+# suite runs at 1000 (conftest.py) so its thousands of requests are never limited.
+RATE_LIMIT_SCALE = env_float("RATE_LIMIT_SCALE", 1.0, minimum=0.001)
+RATE_LIMIT_QUOTAS_ENABLED = env_bool("RATE_LIMIT_QUOTAS_ENABLED", True)
+# A limiter call waits at most this for Redis before the breaker counts a failure.
+RATE_LIMIT_REDIS_TIMEOUT = env_float("RATE_LIMIT_REDIS_TIMEOUT", 0.25, minimum=0.01)
+RATE_LIMIT_BREAKER_FAILURES = env_int("RATE_LIMIT_BREAKER_FAILURES", 3, minimum=1)
+RATE_LIMIT_BREAKER_RESET_SECONDS = env_float("RATE_LIMIT_BREAKER_RESET_SECONDS", 5.0, minimum=0.1)
+RATE_LIMIT_TIER_CACHE_SECONDS = env_int("RATE_LIMIT_TIER_CACHE_SECONDS", 30, minimum=0)
+# How stale a process's copy of the blocked set (and of the allow-list) may be.
+RATE_LIMIT_BLOCKLIST_REFRESH_SECONDS = env_float("RATE_LIMIT_BLOCKLIST_REFRESH_SECONDS", 2.0, minimum=0.0)
+# Suspicious activity: this many of one kind of answer to one address within the window blocks it.
+RATE_LIMIT_SUSPICIOUS_WINDOW_SECONDS = env_int("RATE_LIMIT_SUSPICIOUS_WINDOW_SECONDS", 300, minimum=1)
+RATE_LIMIT_MAX_AUTH_FAILURES = env_int("RATE_LIMIT_MAX_AUTH_FAILURES", 20, minimum=1)
+RATE_LIMIT_MAX_NOT_FOUND = env_int("RATE_LIMIT_MAX_NOT_FOUND", 100, minimum=1)
+RATE_LIMIT_MAX_THROTTLED = env_int("RATE_LIMIT_MAX_THROTTLED", 60, minimum=1)
+# A first block lasts this long, each repeat twice the one before, never more than the maximum.
+RATE_LIMIT_BLOCK_SECONDS = env_int("RATE_LIMIT_BLOCK_SECONDS", 900, minimum=1)
+RATE_LIMIT_BLOCK_MAX_SECONDS = env_int("RATE_LIMIT_BLOCK_MAX_SECONDS", 7 * 86400, minimum=1)
+# django-ratelimit on the login form and token creation, per client address.
+RATE_LIMIT_LOGIN_RATE = env_str("RATE_LIMIT_LOGIN_RATE", "10/m")
+RATE_LIMIT_TOKEN_RATE = env_str("RATE_LIMIT_TOKEN_RATE", "20/h")
+RATELIMIT_ENABLE = RATE_LIMIT_ENABLED
+# A cache outage must not lock every user out of the login form; blocking still applies.
+RATELIMIT_FAIL_OPEN = True
+# OMTX_TRUSTED_PROXIES (Security, above) also names whose X-Forwarded-For is believed:
+# empty, the client is REMOTE_ADDR (ratelimit/client_ip.py).
 APM_ENABLED = env_bool("APM_ENABLED", True)
 METRICS_EXPORT_INTERVAL = env_int("METRICS_EXPORT_INTERVAL", 60, minimum=1)
 

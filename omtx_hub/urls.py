@@ -10,6 +10,7 @@ api_v3: list[URLPattern | URLResolver] = [
     path("docs/", api_docs.swagger_ui, name="swagger-ui"),
     path("", include("batches.api.urls")),
     path("", include("monitoring.api.urls")),
+    path("", include("ratelimit.api.urls")),
 ]
 
 urlpatterns = [

@@ -47,6 +47,7 @@ from batches.services.claims import (
 from batches.services.ingest import Delivery, IngestReport, deliveries_apply, failure_outcomes, save_artifacts
 from batches.states import JobStatus
 from monitoring import prometheus as metrics
+from ratelimit.tiers import tier_weights
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,7 +66,7 @@ class Dispatcher:
     max_in_flight: int = field(default_factory=lambda: settings.OMTX_MAX_IN_FLIGHT)
     capacity: int = field(default_factory=lambda: settings.OMTX_DISPATCHER_CAPACITY)
     lease_seconds: int = field(default_factory=lambda: settings.OMTX_LEASE_SECONDS)
-    weights: Callable[[Iterable[int]], dict[int, float]] = equal_weights
+    weights: Callable[[Iterable[int]], dict[int, float]] = tier_weights
     stats: Counter[str] = field(default_factory=Counter)
     holdings: Holdings = field(default_factory=Holdings)
 
@@ -180,7 +181,9 @@ class Dispatcher:
         if free <= 0:
             return [], set()
         batches = [batch for batch in batches if batch.id not in exclude]
-        plan = claim_plan(free=free, batches=batches, held=held, weights=self.weights(held))
+        plan = claim_plan(
+            free=free, batches=batches, held=held, weights=self.weights({b.owner_id for b in batches} | held.keys())
+        )
         if not plan:
             return [], set()
         token = self.holdings.new_token()

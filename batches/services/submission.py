@@ -24,6 +24,7 @@ from batches.validation.ligands import LigandReport, validate_ligands
 from batches.validation.protein import Protein, parse_protein
 from batches.validation.smiles import LigandRejected
 from omtx_hub.errors import Conflict, InvalidInput, TooLarge
+from ratelimit.quotas import quota_check_submission
 
 ON_INVALID = ("skip", "reject")
 # Ligands per IntakeChunk: about a second of a pool process's work, so a crash redoes little
@@ -228,6 +229,7 @@ def batch_create(
         existing = _idempotent_match(owner, idempotency_key, request_sha256)
         if existing is not None:
             return existing, False
+    quota_check_submission(owner_id=owner.pk, ligands=len(submission.ligands))
     try:
         return _create(owner, submission, idempotency_key, request_sha256), True
     except IntegrityError:

@@ -50,6 +50,16 @@ EXTRA_ERRORS = {
             "health_slo",
         )
     },
+    # ratelimit/api: staff-only operations, a missing user or network, a network already allowed.
+    "rate_limit_status": {403, 404},
+    "rate_limit_blocked_ips": {403},
+    "rate_limit_block": {403},
+    "rate_limit_unblock": {403},
+    "rate_limit_allowed_networks": {403},
+    "rate_limit_allow": {403, 409},
+    "rate_limit_disallow": {403, 404},
+    "rate_limit_metrics": {403},
+    "resources_metrics": {403},
 }
 
 

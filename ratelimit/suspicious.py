@@ -1,0 +1,41 @@
+"""Suspicious activity: answers that an attacker collects and a client rarely does, counted
+per address in a window. Reaching the threshold blocks the address (ratelimit.blocks)."""
+
+from django.conf import settings
+
+from ratelimit.backend import get_backend
+from ratelimit.blocks import block_ip, blockable
+from ratelimit.models import BlockedIP
+
+Reason = BlockedIP.Reason
+# 401 and 403: credentials tried and refused; 404 under /api/: ids guessed; 429: ignoring limits.
+KINDS: dict[int, BlockedIP.Reason] = {
+    401: Reason.AUTH_FAILURES,
+    403: Reason.AUTH_FAILURES,
+    404: Reason.NOT_FOUND_PROBING,
+    429: Reason.RATE_LIMITED,
+}
+
+
+def threshold(kind: BlockedIP.Reason) -> int:
+    base = {
+        Reason.AUTH_FAILURES: settings.RATE_LIMIT_MAX_AUTH_FAILURES,
+        Reason.NOT_FOUND_PROBING: settings.RATE_LIMIT_MAX_NOT_FOUND,
+        Reason.RATE_LIMITED: settings.RATE_LIMIT_MAX_THROTTLED,
+    }[kind]
+    return max(1, round(base * settings.RATE_LIMIT_SCALE))
+
+
+def observe(*, ip: str, status: int, api: bool, credentials: bool) -> BlockedIP | None:
+    """Count this answer against the address; the block, when this one reached a threshold.
+    A 401 counts only when credentials were sent (asking without any is no guess), a 404
+    only under /api/ (where ids are guessed)."""
+    kind = KINDS.get(status)
+    if kind is None or (status == 401 and not credentials) or (kind == Reason.NOT_FOUND_PROBING and not api):
+        return None
+    window = settings.RATE_LIMIT_SUSPICIOUS_WINDOW_SECONDS
+    count = get_backend().count(f"{settings.RATE_LIMIT_KEY_PREFIX}:suspicious:{kind}:{ip}", window=window)
+    # Equal, not at least: of the requests racing past the threshold only one blocks.
+    if count != threshold(kind) or not blockable(ip):
+        return None
+    return block_ip(ip=ip, reason=kind, counts={kind: count, "window_seconds": window})
