@@ -131,17 +131,23 @@ def record_operation(*, name: str, duration_ms: float, error: bool) -> None:
     recorder().observe((OPERATION, "", name), duration_ms, error=error)
 
 
-def _window(window_seconds: int) -> tuple[dict[Series, Histogram], float]:
-    """Every process's series in the time buckets overlapping the last `window_seconds`, and
-    the seconds those buckets span up to now (≥ window_seconds: the first bucket may start
-    before the window does, and its requests are all counted)."""
+def _window(window_seconds: int) -> tuple[dict[Series, Histogram], float, bool]:
+    """Every process's series in the time buckets overlapping the last `window_seconds`, the
+    seconds those buckets span up to now (≥ window_seconds: the first bucket may start
+    before the window does, and its requests are all counted), and whether the store could
+    be read: with Redis down the dashboard and the alerts still answer, without these figures."""
     if not 1 <= window_seconds <= RETENTION_SECONDS:
         raise ValueError(f"window_seconds must be between 1 and {RETENTION_SECONDS}")
     rec = recorder()
     rec.flush()
     until = now()
     first = bucket_start(until - window_seconds)
-    return rec.store.read(range(first, bucket_start(until) + 1, BUCKET_SECONDS)), until - first
+    try:
+        series = rec.store.read(range(first, bucket_start(until) + 1, BUCKET_SECONDS))
+    except store_errors() as exc:
+        log.warning("APM store unreadable, request figures unavailable: %r", exc)
+        return {}, until - first, False
+    return series, until - first, True
 
 
 def performance(*, window_seconds: int = 300) -> dict[str, Any]:
@@ -150,12 +156,14 @@ def performance(*, window_seconds: int = 300) -> dict[str, Any]:
     `requests_per_second` divides the requests by the seconds the window's 10-second buckets
     span (window_seconds rounded out to the bucket before it). An error is an answer with a
     5xx status (an exception a view let through is a 500): 4xx answers are the client's.
-    With no request in the window: requests 0, requests_per_second 0.0, error_rate and every
-    time None (nothing measured, nothing invented). Times are in milliseconds; percentiles
+    `store_available` is False when the store could not be read (Redis down): then nothing is
+    known, and the figures are those of an empty window. With no request in the window:
+    requests 0, requests_per_second 0.0, error_rate and every time None (nothing measured,
+    nothing invented). Times are in milliseconds; percentiles
     within ±10 % (monitoring/latency.py). `routes` are sorted by requests, most first; a route
     is the URL's name ("v3:batch-status"), or "<unmatched>" for a URL that matched none.
     """
-    series, span = _window(window_seconds)
+    series, span, available = _window(window_seconds)
     total = Histogram()
     routes = []
     for (kind, method, name), histogram in series.items():
@@ -166,6 +174,8 @@ def performance(*, window_seconds: int = 300) -> dict[str, Any]:
     routes.sort(key=lambda route: (-route["requests"], route["route"], route["method"]))
     return {
         "window_seconds": window_seconds,
+        # False while the shared store (Redis) does not answer: the zeros then mean unknown.
+        "store_available": available,
         "requests": total.count,
         "requests_per_second": round(total.count / span, 3),
         "error_rate": round(total.errors / total.count, 4) if total.count else None,
@@ -181,7 +191,7 @@ def operations(*, window_seconds: int = 300) -> list[dict[str, Any]]:
     """`trace_operation` statistics over the window, from every process, most frequent first:
     {"operation", "requests" (calls), "errors" (calls that raised), "avg_ms", "p50_ms",
     "p95_ms", "p99_ms"}. An operation with no call in the window is not listed."""
-    series, _ = _window(window_seconds)
+    series, _, _ = _window(window_seconds)
     found = [
         {"operation": name, **histogram.summary()} for (kind, _, name), histogram in series.items() if kind == OPERATION
     ]

@@ -76,7 +76,8 @@ class RedisStore:
     """One hash per time bucket; a flush is one pipelined round trip of HINCRBYs."""
 
     def __init__(self, url: str, *, prefix: str = "omtx:apm:") -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        # Short: a flush or a dashboard read waits at most this long for a Redis that is away.
+        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.prefix = prefix
 
     def add(self, deltas: Buckets) -> None:

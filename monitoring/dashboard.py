@@ -67,6 +67,7 @@ def _performance(snapshot: Snapshot) -> dict[str, Any]:
     keys = ("window_seconds", "requests", "requests_per_second", "avg_response_time_ms")
     return {
         **{key: perf.get(key) for key in keys},
+        "store_available": perf.get("store_available", True),
         "error_rate_percent": reading(snapshot, Metric.ERROR_RATE_PERCENT),
         **{f"p{q}_response_time_ms": perf.get(f"p{q}_response_time_ms") for q in (50, 95, 99)},
     }

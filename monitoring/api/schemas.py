@@ -76,6 +76,7 @@ class CacheStatsSerializer(S.Serializer[Any]):
 
 class PerformanceSerializer(S.Serializer[Any]):
     window_seconds = S.IntegerField()
+    store_available = S.BooleanField(help_text="False while the shared APM store (Redis) does not answer.")
     requests = S.IntegerField()
     requests_per_second = S.FloatField()
     error_rate_percent = nullable_float("5xx answers, %; null with no request in the window.")

@@ -35,3 +35,23 @@ def test_the_dashboard_reports_the_traffic_it_sees(
     assert after["cache_stats"]["hits"] - before["cache_stats"]["hits"] >= 8
     assert after["cache_stats"]["hit_rate_percentage"] > before["cache_stats"]["hit_rate_percentage"]
     assert after["rate_limiting"]["enabled"] is True and after["rate_limiting"]["breaker_state"] == "closed"
+
+
+def test_with_the_apm_store_away_the_dashboard_answers_and_says_so(
+    file_store: FileStore, staff_client: APIClient
+) -> None:
+    """Redis down (here: a port nothing listens on) costs the request figures, not the
+    dashboard: it answers 200 at once, with `store_available` false."""
+    import time
+
+    from monitoring import apm
+    from monitoring.apm_store import RedisStore
+
+    apm.use_store(RedisStore("redis://127.0.0.1:1/0"))  # the file_store fixture puts a store back
+    started = time.monotonic()
+    response = staff_client.get("/api/v3/monitoring/dashboard")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    body = response.json()
+    assert body["performance"]["store_available"] is False and body["performance"]["requests"] == 0
+    assert elapsed < 3
