@@ -86,7 +86,7 @@ class PerformanceSerializer(S.Serializer[Any]):
     p99_response_time_ms = nullable_float("")
 
 
-class LimiterSerializer(S.Serializer[Any]):
+class DashboardLimiterSerializer(S.Serializer[Any]):
     enabled = S.BooleanField()
     backend = S.CharField()
     breaker_state = S.CharField()
@@ -112,7 +112,7 @@ class MetricsSerializer(S.Serializer[Any]):
     executor = ExecutorSerializer()
     cache_stats = CacheStatsSerializer()
     performance = PerformanceSerializer()
-    rate_limiting = LimiterSerializer()
+    rate_limiting = DashboardLimiterSerializer()
 
 
 class DashboardSerializer(MetricsSerializer):

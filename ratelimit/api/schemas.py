@@ -52,7 +52,7 @@ class LimiterSerializer(serializers.Serializer[Any]):
     blocked_ips = serializers.IntegerField()
 
 
-class StatusSerializer(serializers.Serializer[Any]):
+class RateLimitStatusSerializer(serializers.Serializer[Any]):
     user_id = serializers.IntegerField()
     tier = TierSerializer()
     buckets = BucketSerializer(many=True)
@@ -106,7 +106,7 @@ class QuotasSerializer(serializers.Serializer[Any]):
     quotas = serializers.DictField(child=QuotaSerializer())
 
 
-class MetricsSerializer(serializers.Serializer[Any]):
+class RateLimitMetricsSerializer(serializers.Serializer[Any]):
     limiter = LimiterSerializer()
     active_blocks_by_reason = serializers.DictField(child=serializers.IntegerField())
     users_by_tier = serializers.DictField(child=serializers.IntegerField())

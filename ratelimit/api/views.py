@@ -34,7 +34,7 @@ class RateLimitStatus(APIView):
     @extend_schema(
         operation_id="rate_limit_status",
         parameters=[USER_ID],
-        responses={200: schemas.StatusSerializer, **errors(403, 404)},
+        responses={200: schemas.RateLimitStatusSerializer, **errors(403, 404)},
     )
     def get(self, request: Request) -> Response:
         user_id = request_user(request).pk
@@ -128,7 +128,9 @@ class AllowedNetworkDetail(APIView):
 class RateLimitMetrics(APIView):
     permission_classes = [IsAuthenticated, ManagesBlocks]
 
-    @extend_schema(operation_id="rate_limit_metrics", responses={200: schemas.MetricsSerializer, **errors(403)})
+    @extend_schema(
+        operation_id="rate_limit_metrics", responses={200: schemas.RateLimitMetricsSerializer, **errors(403)}
+    )
     def get(self, request: Request) -> Response:
         return Response(
             {
