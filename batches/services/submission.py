@@ -254,6 +254,15 @@ def _create(owner: User, submission: Submission, key: str | None, request_sha256
     return _store_for_validation(owner, submission, checked, key, request_sha256)
 
 
+def _check_quota_locked(owner: User, ligands: int) -> None:
+    """The quotas again, under the owner's row lock and in the transaction that stores the
+    batch: parallel submissions of one owner are checked one after another, each seeing the
+    batches the others stored (batch_create's first check, before validation, only fails
+    early)."""
+    User.objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True).get()
+    quota_check_submission(owner_id=owner.pk, ligands=ligands)
+
+
 def _idempotent_match(owner: User, key: str, request_sha256: str) -> Batch | None:
     existing = Batch.objects.filter(owner=owner, idempotency_key=key).first()
     if existing is not None and existing.request_sha256 != request_sha256:
@@ -309,6 +318,7 @@ def _sha256(text: str) -> str:
 def _store(owner: User, submission: Submission, prepared: Prepared, key: str | None, request_sha256: str) -> Batch:
     report = prepared.report
     with transaction.atomic():
+        _check_quota_locked(owner, len(submission.ligands))
         batch = Batch.objects.create(
             **_batch_fields(owner, submission, prepared, key, request_sha256),
             ligands_submitted=report.submitted,
@@ -326,6 +336,7 @@ def _store_for_validation(
     what the report needs later (on_invalid, duplicates policy, warnings) rides along."""
     ligands = submission.ligands
     with transaction.atomic():
+        _check_quota_locked(owner, len(ligands))
         batch = Batch.objects.create(
             **_batch_fields(owner, submission, checked, key, request_sha256),
             status=BatchStatus.VALIDATING,

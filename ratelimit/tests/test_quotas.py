@@ -159,3 +159,28 @@ def test_an_idempotent_replay_costs_no_quota(tiny: Tier, owner: User) -> None:
     assert submit("one").pk == first.pk  # at the active-batch quota, the replay still answers
     with pytest.raises(QuotaBusy):
         submit("three")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_parallel_submissions_cannot_pass_the_active_batch_quota(
+    owner: User, make_tier: Callable[..., Tier], on_tier: Callable[..., None]
+) -> None:
+    """Six submissions at once against a quota of two active batches: two are stored."""
+    from batches.services import submission
+    from batches.tests.test_concurrency import race
+    from batches.validation.ligands import raw_from_json
+    from conftest import CDK2
+
+    on_tier(owner, make_tier(burst=100, max_active_batches=2, max_queued_jobs=1000))
+
+    def submit() -> Batch:
+        sub = submission.Submission(
+            name="race", model="ligand-profile", protein_sequence=CDK2, ligands=raw_from_json(ligands(3))
+        )
+        return submission.batch_create(owner=owner, submission=sub)[0]
+
+    outcomes = race(*[submit for _ in range(6)])
+    assert sum(isinstance(o, Batch) for o in outcomes) == 2
+    assert sum(isinstance(o, QuotaBusy) for o in outcomes) == 4, outcomes
+    assert Batch.objects.filter(owner=owner).count() == 2
