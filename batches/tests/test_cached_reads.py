@@ -277,3 +277,17 @@ def test_warm_cache_turns_the_next_reads_into_hits(warmable: list[Batch], owner_
     again = StringIO()
     call_command("warm_cache", "--base-url", "http://testserver", stdout=again)
     assert "0 entries stored, 4 already current" in again.getvalue()
+
+
+def test_warm_cache_spends_none_of_the_owners_rate_limit(
+    warmable: list[Batch], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ratelimit.throttle import TierThrottle
+
+    def spent(*args: Any) -> bool:
+        raise AssertionError("warm_cache took a token from the owner's bucket")
+
+    monkeypatch.setattr(TierThrottle, "allow_request", spent)
+    out, err = StringIO(), StringIO()
+    call_command("warm_cache", "--base-url", "http://testserver", stdout=out, stderr=err)
+    assert "0 pages failed" in out.getvalue() and err.getvalue() == ""
