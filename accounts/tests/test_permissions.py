@@ -88,3 +88,34 @@ def test_has_model_permission_per_method(owner: User, plain_staff: User, viewer:
     assert allowed(with_perm(viewer, "change_batch"), "POST")
     # A method the view does not list is refused, even to a superuser.
     assert allowed(staff, "POST") and not allowed(staff, "DELETE")
+
+
+def test_viewing_someone_elses_batch_is_not_changing_or_deleting_it(
+    make_batch: Callable[..., Batch], owner: User, viewer: User
+) -> None:
+    """Staff who may only view batches get the outsider's 404 on another owner's batch for
+    every write; change_batch opens cancel and retry, delete_batch the delete."""
+    batch = make_batch()
+    client = client_of(viewer)
+    for method, path in (
+        ("post", f"/api/v3/batches/{batch.pk}/cancel"),
+        ("post", f"/api/v3/batches/{batch.pk}/retry"),
+        ("delete", f"/api/v3/batches/{batch.pk}/"),
+    ):
+        assert getattr(client, method)(path).status_code == 404, path
+    batch.refresh_from_db()
+    assert batch.status != "cancelled"
+    changer = client_of(with_perm(viewer, "change_batch"))
+    assert changer.post(f"/api/v3/batches/{batch.pk}/cancel").status_code == 200
+    assert changer.delete(f"/api/v3/batches/{batch.pk}/").status_code == 404  # changing is not deleting
+    deleter = client_of(with_perm(viewer, "delete_batch"))
+    assert deleter.delete(f"/api/v3/batches/{batch.pk}/").status_code == 204
+    assert not Batch.objects.filter(pk=batch.pk).exists()
+
+
+def test_an_owner_needs_no_permission_to_change_their_own_batch(make_batch: Callable[..., Batch], owner: User) -> None:
+    batch = make_batch()
+    client = client_of(owner)
+    assert client.post(f"/api/v3/batches/{batch.pk}/cancel").status_code == 200
+    assert client.post(f"/api/v3/batches/{batch.pk}/retry").status_code in (200, 409)
+    assert client.delete(f"/api/v3/batches/{batch.pk}/").status_code == 204
