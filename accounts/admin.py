@@ -13,7 +13,9 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
     list_filter = ["revoked_at"]
     list_select_related = ["user"]
     search_fields = ["prefix", "name", "user__username"]
-    readonly_fields = ["prefix", "created_at", "last_used_at"]
+    # Owner, expiry and revocation change through the services only, which log the change and
+    # drop the token's cached row; a form save would do neither (and could un-revoke a token).
+    readonly_fields = ["prefix", "user", "created_at", "expires_at", "revoked_at", "last_used_at"]
     actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -21,7 +23,8 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
         # which are the only places the raw value can be shown.
         return False
 
-    @admin.action(description="Revoke selected tokens")
+    # Without `permissions`, anyone who may view the list could run the action.
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset:
             token_revoke(token=token, actor=request_user(request))

@@ -5,6 +5,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from accounts.services import token_authenticate
+from ratelimit.client_ip import client_ip
 
 security_log = logging.getLogger("omtx.security")
 # As much of a presented token as the log shows: the length of the stored prefix, which
@@ -39,7 +40,7 @@ def _log_failure(request: Request, reason: str, presented: bytes) -> None:
     security_log.warning(
         "authentication failed: %s; ip=%s path=%r token=%r",
         reason,
-        request.META.get("REMOTE_ADDR", ""),
+        client_ip(request),  # the client, not the proxy in front of the hub
         request.path,
         presented[:LOGGED_TOKEN_CHARS],
         extra={"event": "auth_failed"},

@@ -14,6 +14,8 @@ from rest_framework.views import APIView
 
 AnyUser = AbstractBaseUser | AnonymousUser
 VIEW_ALL_BATCHES = "batches.view_batch"
+# Who reads the hub's health: the monitoring API, /metrics, the readiness details.
+VIEW_MONITORING = "monitoring.view_alertrule"
 
 
 def staff_has_perms(user: AnyUser, perms: tuple[str, ...]) -> bool:
@@ -30,6 +32,11 @@ def sees_all_batches(user: AnyUser) -> bool:
     return staff_has_perms(user, (VIEW_ALL_BATCHES,))
 
 
+def sees_monitoring(user: AnyUser) -> bool:
+    """Whether `user` may read the hub's health in detail (hosts, driver errors, metrics)."""
+    return staff_has_perms(user, (VIEW_MONITORING,))
+
+
 class HasModelPermission(BasePermission):
     """DRF permission for staff endpoints. The view names, per HTTP method, the model
     permissions a caller needs:
@@ -39,10 +46,14 @@ class HasModelPermission(BasePermission):
                              "POST": ("ratelimit.change_blockedip",)}
 
     A method the view does not list is refused (fail closed), so adding a method to a view
-    cannot open it by accident. HEAD follows GET, as Django routes it."""
+    cannot open it by accident. HEAD follows GET, as Django routes it. A subclass whose
+    views name their permissions another way overrides `required`."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        required: Mapping[str, tuple[str, ...]] = getattr(view, "staff_permissions", {})
-        method = "GET" if request.method == "HEAD" else request.method or ""
-        perms = required.get(method)
+        perms = self.required(request, view)
         return perms is not None and staff_has_perms(request.user, perms)
+
+    def required(self, request: Request, view: APIView) -> tuple[str, ...] | None:
+        """The permissions this request needs; None refuses it whoever asks."""
+        named: Mapping[str, tuple[str, ...]] = getattr(view, "staff_permissions", {})
+        return named.get("GET" if request.method == "HEAD" else request.method or "")

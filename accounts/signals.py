@@ -12,6 +12,8 @@ from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from ratelimit.client_ip import client_ip
+
 security_log = logging.getLogger("omtx.security")
 
 
@@ -22,7 +24,7 @@ def log_login_failure(
     # `credentials` has the password already masked by Django; only the username is logged.
     security_log.warning(
         "authentication failed: password login; ip=%s path=%r username=%r",
-        request.META.get("REMOTE_ADDR", "") if request is not None else "",
+        client_ip(request) if request is not None else "",  # the client, not the proxy in front
         request.path if request is not None else "",
         credentials.get("username", ""),
         extra={"event": "auth_failed"},

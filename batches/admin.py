@@ -10,7 +10,7 @@ from django.utils.functional import cached_property
 
 from batches.changes import batches_changed_on_commit
 from batches.models import Batch, ExportFile, Job, Target
-from batches.services.lifecycle import batch_cancel, batch_retry_failed, batch_set_priority
+from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed, batch_set_priority
 from omtx_hub.errors import DomainError
 
 
@@ -45,10 +45,19 @@ class BatchAdmin(admin.ModelAdmin[Batch]):
     search_fields = ["name", "id", "owner__username"]
     readonly_fields = [f.name for f in Batch._meta.fields if f.name not in ("name", "priority")]
     date_hierarchy = "created_at"
-    actions = ["cancel", "retry_failed"]
+    actions = ["cancel", "retry_failed", "delete_batches"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # batches come from the API, which validates every ligand
+
+    def has_delete_permission(self, request: HttpRequest, obj: Batch | None = None) -> bool:
+        # Django's delete (view and delete_selected) would skip batch_delete: the artifact
+        # files and the cache hook. The "Delete" action below calls the service instead.
+        return False
+
+    def has_batch_delete_permission(self, request: HttpRequest) -> bool:
+        """The "Delete" action's own check, as has_delete_permission is False by design."""
+        return request.user.has_perm("batches.delete_batch")
 
     def save_model(self, request: HttpRequest, obj: Batch, form: Any, change: bool) -> None:
         # Only name and priority are editable; priority must reach the queued jobs too.
@@ -57,13 +66,18 @@ class BatchAdmin(admin.ModelAdmin[Batch]):
         if "priority" in form.changed_data:
             batch_set_priority(batch=obj, priority=obj.priority)
 
-    @admin.action(description="Cancel selected batches")
+    # Actions name their permission: without one, anyone who may view the list may run them.
+    @admin.action(description="Cancel selected batches", permissions=["change"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Batch]) -> None:
         self._each(request, queryset, lambda b: batch_cancel(batch=b), "cancelled")
 
-    @admin.action(description="Retry failed jobs of selected batches")
+    @admin.action(description="Retry failed jobs of selected batches", permissions=["change"])
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Batch]) -> None:
         self._each(request, queryset, lambda b: batch_retry_failed(batch=b), "re-queued")
+
+    @admin.action(description="Delete selected batches (finished ones, with their files)", permissions=["batch_delete"])
+    def delete_batches(self, request: HttpRequest, queryset: QuerySet[Batch]) -> None:
+        self._each(request, queryset, lambda b: batch_delete(batch=b), "deleted")
 
     def _each(self, request: HttpRequest, queryset: QuerySet[Batch], action: object, verb: str) -> None:
         done, refused = 0, []
@@ -100,6 +114,11 @@ class JobAdmin(admin.ModelAdmin[Job]):
     show_full_result_count = False
     list_per_page = 100
 
+    def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        # A job's row carries its batch's counts (n_total, n_succeeded…): removing it alone
+        # would leave them wrong. Jobs go with their batch (BatchAdmin's "Delete" action).
+        return False
+
 
 @admin.register(Target)
 class TargetAdmin(admin.ModelAdmin[Target]):
@@ -117,3 +136,7 @@ class ExportFileAdmin(admin.ModelAdmin[ExportFile]):
     list_select_related = ["batch"]
     search_fields = ["=id", "=batch__id"]
     readonly_fields = [f.name for f in ExportFile._meta.fields]
+
+    def has_delete_permission(self, request: HttpRequest, obj: ExportFile | None = None) -> bool:
+        # The row is how the sweep (export_files_sweep) finds the files: deleting it orphans them.
+        return False

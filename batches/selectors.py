@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import Case, F, FloatField, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from accounts.permissions import sees_all_batches
+from accounts.permissions import VIEW_ALL_BATCHES, sees_all_batches, staff_has_perms
 from batches.catalog import get_model
 from batches.models import Batch, Job
 from batches.ranking import RowAfter, metric_value, rank_key
@@ -26,6 +26,9 @@ AnyUser = AbstractBaseUser | AnonymousUser
 # No name is longer, so no longer search finds anything; bounded, a valid query stays
 # within gunicorn's request-line limit (4094 bytes, past which it refuses the request itself).
 SEARCH_MAX_LENGTH = Batch._meta.get_field("name").max_length or 200
+# What staff need, besides seeing every batch, to act on another owner's (batch_get's perm).
+CHANGE_BATCH = "batches.change_batch"
+DELETE_BATCH = "batches.delete_batch"
 
 
 def sees_all(user: AnyUser) -> bool:
@@ -39,9 +42,16 @@ def batch_visible(*, user: AnyUser, owner_id: int) -> bool:
     return sees_all(user) or (user.pk is not None and owner_id == user.pk)
 
 
-def _visible(user: AnyUser) -> QuerySet[Batch]:
+def acts_on_all(user: AnyUser, perm: str | None) -> bool:
+    """Whether `user` reaches every owner's batch: to read it (perm None), sees_all; to write
+    it, staff who see it and also hold `perm` ("batches.change_batch", "batches.delete_batch").
+    Seeing a batch is not leave to cancel or delete it. Owners need no permission for their own."""
+    return sees_all(user) if perm is None else staff_has_perms(user, (VIEW_ALL_BATCHES, perm))
+
+
+def _visible(user: AnyUser, *, all_owners: bool) -> QuerySet[Batch]:
     batches = Batch.objects.all()
-    return batches if sees_all(user) else batches.filter(owner_id=user.pk)
+    return batches if all_owners else batches.filter(owner_id=user.pk)
 
 
 def batch_uuid(value: UUID | str) -> UUID | None:
@@ -53,15 +63,18 @@ def batch_uuid(value: UUID | str) -> UUID | None:
         return None
 
 
-def batch_get(*, user: AnyUser, batch_id: UUID | str) -> Batch:
-    # Someone else's batch, a missing one and a malformed id look the same: 404.
+def batch_get(*, user: AnyUser, batch_id: UUID | str, perm: str | None = None) -> Batch:
+    """The batch, for reading; for a write, `perm` names the model permission a non-owner
+    needs (acts_on_all). Someone else's batch, a missing one and a malformed id look the
+    same: 404, also to staff who may see the batch but not do this to it."""
     pk = batch_uuid(batch_id)
-    staff = sees_all(user)
+    staff = acts_on_all(user, perm)
     # One query, and no owner join for a user, who sees only their own batches: the owner
     # is who asks. Unordered: `.first()` would sort, and a primary key needs no sort. The
     # validation report lists every rejected ligand (up to the whole submission): a status
     # poll never reads it, the detail and the export load it when they do.
-    batches = _visible(user).select_related("target", *(["owner"] if staff else [])).defer("validation_report")
+    batches = _visible(user, all_owners=staff).select_related("target", *(["owner"] if staff else []))
+    batches = batches.defer("validation_report")
     batch = next(iter(batches.filter(pk=pk).order_by()[:1]), None) if pk is not None else None
     if batch is None:
         raise NotFound("No such batch.")
@@ -113,7 +126,7 @@ def batch_list(
     # Given but empty is not absent: `status=` and `model=` name no status and no model (400).
     # The brief representation: none of a batch's documents (the validation report alone
     # can list 100,000 rejected ligands), and no owner, which a brief does not show.
-    batches = _visible(user).defer("validation_report", "manifest", "options")
+    batches = _visible(user, all_owners=sees_all(user)).defer("validation_report", "manifest", "options")
     if status is not None:
         batches = batches.filter(status__in=_statuses(status, BatchStatus.values))
     if model is not None:

@@ -85,8 +85,11 @@ class _Default(Collector):
 
 
 def allowed(request: HttpRequest) -> bool:
-    """A staff member's session, or `Authorization: Bearer <METRICS_TOKEN>` when one is set."""
-    if request.user.is_authenticated and request.user.is_staff:
+    """A session of staff who may read monitoring (accounts.permissions.sees_monitoring), or
+    `Authorization: Bearer <METRICS_TOKEN>` when one is set."""
+    from accounts.permissions import sees_monitoring  # reads auth models: as Batch above, not at import
+
+    if sees_monitoring(request.user):
         return True
     token: str = settings.METRICS_TOKEN
     given = request.headers.get("Authorization", "")

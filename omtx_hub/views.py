@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from accounts.permissions import sees_monitoring
 from monitoring.readiness import readiness
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,9 @@ def health(request: HttpRequest) -> JsonResponse:
 
 def health_ready(request: HttpRequest) -> JsonResponse:
     """Readiness: 200 when every check passes, else 503, with each check's
-    state word; the details (hosts, driver errors) only for signed-in staff."""
+    state word; the details (hosts, driver errors) only for staff who may read monitoring."""
     ready, checks = readiness()
-    staff = _is_staff(request)
+    staff = _sees_details(request)
     body = {
         "status": "ready" if ready else "not_ready",
         "checks": {name: check.staff() if staff else check.public() for name, check in checks.items()},
@@ -44,11 +45,11 @@ def health_ready(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200 if ready else 503)
 
 
-def _is_staff(request: HttpRequest) -> bool:
+def _sees_details(request: HttpRequest) -> bool:
     try:
-        return bool(request.user.is_active and request.user.is_staff)
+        return sees_monitoring(request.user)
     except DatabaseError:
-        # The session lives in the database: when it is down, nobody is known.
+        # The session and the permissions live in the database: when it is down, nobody is known.
         return False
 
 

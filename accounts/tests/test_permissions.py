@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from accounts.permissions import HasModelPermission, sees_all_batches
 from accounts.services import token_create
 from batches.models import Batch
+from ratelimit.api.permissions import ManagesAllowList, ManagesBlocks, SeesAllUsage
 
 
 def with_perm(user: User, codename: str = "view_batch") -> User:
@@ -88,3 +89,57 @@ def test_has_model_permission_per_method(owner: User, plain_staff: User, viewer:
     assert allowed(with_perm(viewer, "change_batch"), "POST")
     # A method the view does not list is refused, even to a superuser.
     assert allowed(staff, "POST") and not allowed(staff, "DELETE")
+
+
+def test_viewing_someone_elses_batch_is_not_changing_or_deleting_it(
+    make_batch: Callable[..., Batch], owner: User, viewer: User
+) -> None:
+    """Staff who may only view batches get the outsider's 404 on another owner's batch for
+    every write; change_batch opens cancel and retry, delete_batch the delete."""
+    batch = make_batch()
+    client = client_of(viewer)
+    for method, path in (
+        ("post", f"/api/v3/batches/{batch.pk}/cancel"),
+        ("post", f"/api/v3/batches/{batch.pk}/retry"),
+        ("delete", f"/api/v3/batches/{batch.pk}/"),
+    ):
+        assert getattr(client, method)(path).status_code == 404, path
+    batch.refresh_from_db()
+    assert batch.status != "cancelled"
+    changer = client_of(with_perm(viewer, "change_batch"))
+    assert changer.post(f"/api/v3/batches/{batch.pk}/cancel").status_code == 200
+    assert changer.delete(f"/api/v3/batches/{batch.pk}/").status_code == 404  # changing is not deleting
+    deleter = client_of(with_perm(viewer, "delete_batch"))
+    assert deleter.delete(f"/api/v3/batches/{batch.pk}/").status_code == 204
+    assert not Batch.objects.filter(pk=batch.pk).exists()
+
+
+def test_an_owner_needs_no_permission_to_change_their_own_batch(make_batch: Callable[..., Batch], owner: User) -> None:
+    batch = make_batch()
+    client = client_of(owner)
+    assert client.post(f"/api/v3/batches/{batch.pk}/cancel").status_code == 200
+    assert client.post(f"/api/v3/batches/{batch.pk}/retry").status_code in (200, 409)
+    assert client.delete(f"/api/v3/batches/{batch.pk}/").status_code == 204
+
+
+def test_the_ratelimit_endpoints_follow_the_one_staff_rule(owner: User, plain_staff: User, staff: User) -> None:
+    """ratelimit/api/permissions.py decides through staff_has_perms: active staff with the
+    named permission, per method; an inactive superuser gets nothing."""
+    plain_staff.user_permissions.add(
+        Permission.objects.get(content_type__app_label="ratelimit", codename="view_blockedip")
+    )
+    blocks_viewer = User.objects.get(pk=plain_staff.pk)
+    retired = User.objects.create_user("retired", is_staff=True, is_superuser=True, is_active=False)
+
+    def lets(user: Any, permission: Any, method: str, **view: str) -> bool:
+        request = Request(getattr(APIRequestFactory(), method.lower())("/x"))
+        request.user = user
+        return bool(permission.has_permission(request, type("View", (APIView,), view)()))
+
+    assert lets(blocks_viewer, ManagesBlocks(), "GET") and not lets(blocks_viewer, ManagesBlocks(), "POST")
+    assert lets(staff, ManagesBlocks(), "DELETE", write_permission="change_blockedip")
+    for user in (AnonymousUser(), owner, retired):
+        for permission in (ManagesBlocks(), ManagesAllowList(), SeesAllUsage()):
+            assert not lets(user, permission, "GET")
+    assert not lets(blocks_viewer, ManagesAllowList(), "GET") and not lets(blocks_viewer, SeesAllUsage(), "GET")
+    assert lets(staff, ManagesAllowList(), "DELETE") and lets(staff, SeesAllUsage(), "GET")

@@ -7,7 +7,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.contrib.sessions.models import Session
 from django.core.management import CommandError, call_command
 from django.test import Client
@@ -155,3 +155,58 @@ def test_failed_password_logins_are_logged(caplog: pytest.LogCaptureFixture, own
     assert response.status_code == 200  # the form again
     [failed] = events(caplog, "auth_failed")
     assert "username='owner'" in failed.getMessage() and "wrong-password" not in failed.getMessage()
+
+
+def test_the_admin_cannot_reassign_unrevoke_or_extend_a_token(staff: User, owner: User, outsider: User) -> None:
+    """A token's owner, revocation and expiry change only through the services (which log
+    and clear the cached row); the admin form may rename it, nothing else."""
+    token, raw = token_create(user=owner, expires_in_days=1)
+    token_revoke(token=token, actor=staff)
+    token.refresh_from_db()
+    before = (token.user_id, token.revoked_at, token.expires_at)
+    client = Client()
+    client.force_login(staff)
+    form = {
+        "name": "renamed",
+        "user": outsider.pk,
+        "expires_at_0": "2099-01-01",
+        "expires_at_1": "00:00:00",
+        "revoked_at_0": "",
+        "revoked_at_1": "",
+    }
+    response = client.post(f"/admin/accounts/apitoken/{token.pk}/change/", form)
+    assert response.status_code == 302, response.content[:500]
+    token.refresh_from_db()
+    assert token.name == "renamed" and (token.user_id, token.revoked_at, token.expires_at) == before
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert api.get("/api/v3/batches/").status_code == 401
+
+
+def test_staff_who_may_only_view_tokens_cannot_revoke_them(owner: User) -> None:
+    viewer = User.objects.create_user("auditor", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(content_type__app_label="accounts", codename="view_apitoken"))
+    token, _ = token_create(user=owner)
+    client = Client()
+    client.force_login(viewer)
+    assert client.get("/admin/accounts/apitoken/").status_code == 200
+    client.post("/admin/accounts/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    token.refresh_from_db()
+    assert token.revoked_at is None
+
+
+def test_the_security_log_names_the_client_behind_a_trusted_proxy(
+    caplog: pytest.LogCaptureFixture, settings: Any, owner: User
+) -> None:
+    """Behind the proxy REMOTE_ADDR is the proxy, the same for everyone: the log records the
+    client as the rate limiter sees it (ratelimit.client_ip)."""
+    settings.OMTX_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    caplog.set_level(logging.INFO, logger=SECURITY)
+    through_proxy = {"REMOTE_ADDR": "10.0.0.5", "HTTP_X_FORWARDED_FOR": "203.0.113.9, 10.0.0.7"}
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer omtx_unknown")
+    assert client.get("/api/v3/batches/", **through_proxy).status_code == 401
+    Client().post("/account/login/", {"username": "owner", "password": "wrong-password"}, **through_proxy)
+    token_failure, login_failure = events(caplog, "auth_failed")
+    for record in (token_failure, login_failure):
+        assert "ip=203.0.113.9 " in record.getMessage(), record.getMessage()

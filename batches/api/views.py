@@ -27,7 +27,7 @@ from batches.api.pagination import Pagination
 from batches.catalog import MODELS
 from batches.export_files import export_file_get, export_file_request, export_is_large
 from batches.models import ExportFile, ExportStatus
-from batches.selectors import batch_get, job_get, job_list
+from batches.selectors import CHANGE_BATCH, DELETE_BATCH, batch_get, job_get, job_list
 from batches.services.dry_runs import dry_run_delete, dry_run_get, dry_run_start
 from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed
 from batches.services.submission import batch_create, batch_validate, validates_inline
@@ -179,7 +179,7 @@ class BatchDetail(APIView):
         responses={204: OpenApiResponse(description="Deleted, with its files."), **schemas.errors(404, 409)},
     )
     def delete(self, request: Request, batch_id: str) -> Response:
-        batch_delete(batch=batch_get(user=request.user, batch_id=batch_id))
+        batch_delete(batch=batch_get(user=request.user, batch_id=batch_id, perm=DELETE_BATCH))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -201,7 +201,7 @@ class BatchCancel(APIView):
         responses={200: schemas.BatchStatusSerializer, **schemas.errors(404, 409)},
     )
     def post(self, request: Request, batch_id: str) -> Response:
-        batch = batch_cancel(batch=batch_get(user=request.user, batch_id=batch_id))
+        batch = batch_cancel(batch=batch_get(user=request.user, batch_id=batch_id, perm=CHANGE_BATCH))
         return Response(rep.batch_status(batch))
 
 
@@ -213,7 +213,7 @@ class BatchRetry(APIView):
         responses={200: schemas.BatchRetrySerializer, **schemas.errors(404, 409)},
     )
     def post(self, request: Request, batch_id: str) -> Response:
-        batch = batch_get(user=request.user, batch_id=batch_id)
+        batch = batch_get(user=request.user, batch_id=batch_id, perm=CHANGE_BATCH)
         requeued = batch_retry_failed(batch=batch)
         return Response({"requeued": requeued, **rep.batch_status(batch)})
 

@@ -7,25 +7,15 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import VIEW_MONITORING, HasModelPermission
 from monitoring import dashboard, sources
 from monitoring.api import schemas
 from monitoring.readiness import readiness
 from monitoring.readings import take_snapshot
-
-
-class IsMonitoringStaff(BasePermission):
-    """Active staff who may view alert rules (superusers may do everything).
-    Not is_staff alone: the admin's model permissions say who operates what."""
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        return bool(user and user.is_active and user.is_staff and user.has_perm("monitoring.view_alertrule"))
-
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,7 +26,11 @@ def documented(operation_id: str, body: type, summary: str) -> Callable[[F], F]:
 
 
 class StaffView(APIView):
-    permission_classes = [IsMonitoringStaff]
+    """Active staff who may view alert rules (superusers hold every permission): not
+    is_staff alone, the admin's model permissions say who operates what."""
+
+    permission_classes = [HasModelPermission]
+    staff_permissions = {"GET": (VIEW_MONITORING,)}
 
 
 class Dashboard(StaffView):

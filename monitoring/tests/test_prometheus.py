@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
@@ -144,3 +144,14 @@ def test_gpu_seconds_count_gpu_calls_only(staff_session: Client, make_batch: Any
     executor.hold = False
     dispatcher.run_once()
     assert value(scrape(staff_session), "omtx_gpu_seconds_total") - before == pytest.approx(30, abs=5)
+
+
+def test_staff_without_the_monitoring_permission_are_refused(settings: Any) -> None:
+    """Being staff opens the admin, not the metrics: monitoring.view_alertrule does, as for
+    the monitoring API."""
+    bare = User.objects.create_user("bare-staff", is_staff=True)
+    session = Client()
+    session.force_login(bare)
+    assert session.get("/metrics").status_code == 403
+    bare.user_permissions.add(Permission.objects.get(content_type__app_label="monitoring", codename="view_alertrule"))
+    assert session.get("/metrics").status_code == 200

@@ -3,7 +3,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.db import OperationalError, connection
 from django.db.migrations import Migration
 from django.db.migrations.executor import MigrationExecutor
@@ -125,3 +125,11 @@ def test_readiness_with_the_database_down_hides_the_error(db: None, database_dow
 def test_liveness_when_healthy(db: None) -> None:
     response = Client().get("/health")
     assert response.status_code == 200 and response.json() == {"status": "healthy", "database": "ok"}
+
+
+def test_staff_without_the_monitoring_permission_see_no_details(db: None, fake_sources: FakeSources) -> None:
+    fake_sources.cache_ok = (False, "connection refused to cache.internal:6379")
+    bare = User.objects.create_user("bare-staff", is_staff=True)
+    assert "cache.internal" not in staff_session(bare).get("/health/ready").content.decode()
+    bare.user_permissions.add(Permission.objects.get(content_type__app_label="monitoring", codename="view_alertrule"))
+    assert "cache.internal" in staff_session(bare).get("/health/ready").content.decode()
