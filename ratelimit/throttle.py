@@ -17,19 +17,17 @@ from ratelimit.limiter import DECISION_ATTR, limit_address, limit_user, rejected
 
 class TierThrottle(BaseThrottle):
     def allow_request(self, request: Request, view: Any) -> bool:
-        user = request.user
         if not settings.RATE_LIMIT_ENABLED:
             return True
+        user, raw = request.user, request._request
         if user is not None and user.is_authenticated:
-            decision = limit_user(request._request, user_id=user.pk)
-        elif getattr(request._request, DECISION_ATTR, None) is None and not is_allowed(
-            ip := client_ip(request._request)
-        ):
-            decision = limit_address(request._request, ip=ip)
+            decision, anonymous = limit_user(raw, user_id=user.pk), False
+        elif getattr(raw, DECISION_ATTR, None) is None and not is_allowed(ip := client_ip(raw)):
+            decision, anonymous = limit_address(raw, ip=ip), True
         else:
             return True
         if not decision.allowed:
             # Raised rather than returned: the envelope names the policies, and the
             # middleware adds Retry-After and the RateLimit fields from the decision.
-            raise rejected(decision, anonymous=not (user and user.is_authenticated))
+            raise rejected(decision, anonymous=anonymous)
         return True

@@ -1,21 +1,29 @@
 """Suspicious activity blocks an address, for longer on each repeat; a blocked request is
 refused before any database query; staff lift blocks and allow networks."""
 
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis
 from django.contrib.auth.models import User
 from django.utils import timezone
-from rest_framework.test import APIClient
+from rest_framework.request import Request
+from rest_framework.test import APIClient, APIRequestFactory
 
 from accounts.services import token_create
+from monitoring.management.commands.monitor import Command
 from ratelimit.backend import Backend, get_backend
 from ratelimit.blocks import block_ip, block_seconds, unblock_ip
+from ratelimit.limiter import DECISION_ATTR
 from ratelimit.models import AllowedNetwork, BlockedIP
 from ratelimit.selectors import allow_network
+from ratelimit.suspicious import observe
+from ratelimit.tests.conftest import PrivateRedis
+from ratelimit.throttle import TierThrottle
 
 ATTACKER = "203.0.113.66"
 URL = "/api/v3/models"
@@ -34,6 +42,10 @@ def attacker(user: User | None = None) -> APIClient:
     if user is not None:
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_create(user=user, name='t')[1]}")
     return client
+
+
+def statuses_of(client: APIClient, url: str, n: int) -> list[int]:
+    return [client.get(url).status_code for _ in range(n)]
 
 
 def bad_token() -> APIClient:
@@ -210,20 +222,10 @@ def test_an_authorization_header_of_another_scheme_is_limited_by_address(backend
 
 
 def test_the_throttle_limits_an_anonymous_request_the_middleware_did_not(backend_url: str) -> None:
-    from rest_framework.request import Request
-    from rest_framework.test import APIRequestFactory
-
-    from ratelimit.limiter import DECISION_ATTR
-    from ratelimit.throttle import TierThrottle
-
     raw = APIRequestFactory().get("/api/v3/", REMOTE_ADDR=ATTACKER)
     request = Request(raw)
     assert TierThrottle().allow_request(request, view=None)
     assert getattr(raw, DECISION_ATTR).states[0].bucket.key.endswith(f"ip:{ATTACKER}")
-
-
-def statuses_of(client: APIClient, url: str, n: int) -> list[int]:
-    return [client.get(url).status_code for _ in range(n)]
 
 
 def test_an_unblock_through_one_process_reaches_the_process_that_blocked(redis_url: str, settings: Any) -> None:
@@ -236,8 +238,6 @@ def test_an_unblock_through_one_process_reaches_the_process_that_blocked(redis_u
 
 
 def test_blocks_lost_by_redis_are_put_back_from_the_table(redis_url: str, settings: Any, owner: User) -> None:
-    import redis
-
     settings.RATE_LIMIT_BLOCKLIST_REFRESH_SECONDS = 0
     block_ip(ip=ATTACKER, reason=BlockedIP.Reason.MANUAL)
     client = redis.Redis.from_url(redis_url)
@@ -247,12 +247,8 @@ def test_blocks_lost_by_redis_are_put_back_from_the_table(redis_url: str, settin
 
 
 def test_a_block_made_while_redis_was_down_is_published_when_it_returns(
-    private_redis: Any, settings: Any, owner: User
+    private_redis: PrivateRedis, settings: Any, owner: User
 ) -> None:
-    import time
-
-    import redis
-
     settings.RATE_LIMIT_BREAKER_FAILURES = 1
     settings.RATE_LIMIT_BREAKER_RESET_SECONDS = 0.2
     settings.RATE_LIMIT_BLOCKLIST_REFRESH_SECONDS = 0
@@ -271,10 +267,6 @@ def test_a_block_made_while_redis_was_down_is_published_when_it_returns(
 
 
 def test_the_monitor_republishes_blocks_when_it_starts(redis_url: str, settings: Any) -> None:
-    import redis
-
-    from monitoring.management.commands.monitor import Command
-
     block_ip(ip=ATTACKER, reason=BlockedIP.Reason.MANUAL)
     redis.Redis.from_url(redis_url).delete(f"{settings.RATE_LIMIT_KEY_PREFIX}:blocked")
     Command().handle(once=True, interval=None)  # type: ignore[no-untyped-call]
@@ -289,8 +281,6 @@ def test_a_signed_in_users_refusals_and_missing_ids_are_not_suspicious(backend_u
 
 
 def test_a_failed_authentication_answered_403_counts(backend_url: str) -> None:
-    from ratelimit.suspicious import observe
-
     for _ in range(4):
         assert observe(ip=ATTACKER, status=403, api=True, credentials=True, authenticated=False) is None
     assert observe(ip=ATTACKER, status=403, api=True, credentials=True, authenticated=False) is not None
