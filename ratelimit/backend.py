@@ -1,7 +1,14 @@
 """Where the limiter keeps its state: Redis (RATE_LIMIT_REDIS_URL) behind a circuit
 breaker, or this process's memory. Every Redis call goes through `_call`: an error counts
 against the breaker and the same operation runs in memory instead, so a Redis outage
-degrades limiting to per-process (docs/rate-limiting.md) and never answers 5xx."""
+degrades limiting to per-process (docs/rate-limiting.md) and never answers 5xx.
+
+The blocked set: with Redis working, Redis's hash is the only truth, so an unblock made
+through any process reaches all of them. The process's own copy (counters.blocked) holds the
+blocks published while Redis failed, and is read only then. When Redis answers again after
+failing, or is found to have lost the set, `restore_due` says so, and ratelimit.blocks copies
+the table's active blocks back (the table, not this copy, so every process's outage blocks
+and unblocks arrive)."""
 
 import logging
 import threading
@@ -40,6 +47,8 @@ class Backend:
         self._version_read: int | None = None
         self._version_seen: int | None = None
         self._version_seen_at = float("-inf")
+        # Set when Redis may lack blocks the table has; taken by ratelimit.blocks.
+        self._restore_due = False
 
     @property
     def name(self) -> str:
@@ -77,27 +86,29 @@ class Backend:
         """Epoch seconds the address is blocked until, from this process's copy of the
         blocked set (re-read every RATE_LIMIT_BLOCKLIST_REFRESH_SECONDS): no database, and
         in the common case no Redis either."""
-        until = max(self._remote_view().get(ip, 0.0), self.counters.blocked.get(ip, 0.0))
+        until = self._blocked_view().get(ip, 0.0)
         return until if until > time.time() else None
 
     def blocked(self) -> dict[str, float]:
         now = time.time()
-        merged = {**self._remote_view(), **self.counters.blocked}
-        return {ip: until for ip, until in merged.items() if until > now}
+        return {ip: until for ip, until in self._blocked_view().items() if until > now}
 
     def publish_block(self, ip: str, until: float) -> None:
-        self.counters.blocked[ip] = until
-
         def remote(client: "redis.Redis") -> None:
             pipe = client.pipeline(transaction=True)
             pipe.hset(self._blocked_key, ip, str(until))
             pipe.incr(self._version_key)
             pipe.execute()
+            # In effect in this process at once, without waiting for news of the version.
+            self._remote_blocked[ip] = until
 
-        self._call_client(remote, lambda: None)
-        self._blocked_read_at = float("-inf")
+        self._call_client(remote, lambda: self._publish_locally(ip, until))
+
+    def _publish_locally(self, ip: str, until: float) -> None:
+        self.counters.blocked[ip] = until
 
     def withdraw_block(self, ip: str) -> None:
+        # From both copies whatever Redis says: neither may bring the block back later.
         self.counters.blocked.pop(ip, None)
         self._remote_blocked.pop(ip, None)
 
@@ -109,6 +120,47 @@ class Backend:
 
         self._call_client(remote, lambda: None)
         self._blocked_read_at = float("-inf")
+
+    def restore_blocks(self, active: dict[str, float], *, stale: set[str]) -> None:
+        """Put the table's active blocks into Redis and take out `stale` (addresses Redis
+        held before the table was read, with no active row: unblocked during an outage).
+        The version moves even with nothing to write, so a missing version key means
+        Redis lost the set, not that it was never read."""
+
+        def remote(client: "redis.Redis") -> None:
+            pipe = client.pipeline(transaction=True)
+            if stale:
+                pipe.hdel(self._blocked_key, *stale)
+            if active:
+                pipe.hset(self._blocked_key, mapping={ip: str(until) for ip, until in active.items()})
+            pipe.incr(self._version_key)
+            pipe.execute()
+            # Redis has them all now: this copy would only bring back stale ones later.
+            self.counters.blocked.clear()
+
+        self._call_client(remote, lambda: self.counters.blocked.update(active))
+        self._blocked_read_at = float("-inf")  # re-read next: the set and its version
+
+    def stored_blocks(self) -> set[str]:
+        """The addresses in Redis's blocked set (expired or not); empty without Redis."""
+
+        def remote(client: "redis.Redis") -> set[str]:
+            stored: list[bytes] = client.hkeys(self._blocked_key)  # type: ignore[assignment]
+            return {ip.decode() for ip in stored}
+
+        return self._call_client(remote, set)
+
+    def take_restore_due(self) -> bool:
+        due, self._restore_due = self._restore_due, False
+        return due
+
+    def _blocked_view(self) -> dict[str, float]:
+        remote = self._remote_view()
+        if self.client is not None and self.breaker.state == "closed" and not self.breaker.counts.consecutive_failures:
+            return remote
+        # Redis failing or absent: add the blocks this process published meanwhile.
+        local = self.counters.blocked
+        return {ip: max(remote.get(ip, 0.0), local.get(ip, 0.0)) for ip in remote.keys() | local.keys()}
 
     @property
     def _blocked_key(self) -> str:
@@ -127,7 +179,8 @@ class Backend:
         now = time.monotonic()
         changed = self._version_seen is not None and self._version_seen != self._version_read
         last_heard = max(self._blocked_read_at, self._version_seen_at)
-        if changed or now - last_heard >= settings.RATE_LIMIT_BLOCKLIST_REFRESH_SECONDS:
+        never_read = self._blocked_read_at == float("-inf")
+        if never_read or changed or now - last_heard >= settings.RATE_LIMIT_BLOCKLIST_REFRESH_SECONDS:
             self._blocked_read_at = now
             fresh = self._call_client(self._read_blocked, lambda: None)
             if fresh is not None:
@@ -140,6 +193,10 @@ class Backend:
         pipe.get(self._version_key)
         pipe.hgetall(self._blocked_key)
         version, stored = pipe.execute()
+        if version is None:
+            # No version: Redis restarted without persistence or evicted it; blocks in the
+            # table are no longer enforced until they are copied back.
+            self._restore_due = True
         self._version_read = int(version or 0)
         entries = {ip.decode(): float(until) for ip, until in stored.items()}
         expired = [ip for ip, until in entries.items() if until <= now]
@@ -160,7 +217,10 @@ class Backend:
             self.breaker.failure(error)
             log.warning("rate-limit Redis failed (%s); limiting in process, breaker %s", error, self.breaker.state)
             return local()
-        self.breaker.success()
+        if self.breaker.success():
+            # Redis is back after failing: what was blocked or unblocked meanwhile is in
+            # the table and this process's copy, not in Redis.
+            self._restore_due = True
         return result
 
 

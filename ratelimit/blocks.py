@@ -65,10 +65,38 @@ def blocks_active() -> QuerySet[BlockedIP]:
 
 
 def republish_blocks() -> int:
-    """Copy the active blocks into the backend (after Redis lost its data, or a restart
-    without Redis); how many."""
+    """Make the backend's blocked set the table's active blocks (after Redis lost its data,
+    after an outage, at the monitor's start); how many. Redis's addresses are read before
+    the table: one blocked after that read is left alone even if the read missed its row."""
     backend = get_backend()
-    rows = list(blocks_active().values_list("ip", "expires_at"))
-    for ip, expires_at in rows:
-        backend.publish_block(ip, expires_at.timestamp())
-    return len(rows)
+    before = backend.stored_blocks()
+    active = {ip: until.timestamp() for ip, until in blocks_active().values_list("ip", "expires_at")}
+    backend.restore_blocks(active, stale=before - active.keys())
+    return len(active)
+
+
+def blocked_until(ip: str) -> float | None:
+    """The address's block from the backend's set (no query), after copying the table back
+    when the backend says Redis may lack blocks (one query, then not again until Redis
+    fails or loses its data once more)."""
+    backend = get_backend()
+    until = backend.blocked_until(ip)
+    if backend.take_restore_due() and not _table_held:
+        republish_blocks()
+        until = backend.blocked_until(ip)
+    return until
+
+
+# True: the table is not read to restore blocks (the test suite, whose tests may have no
+# database access and whose key prefixes start empty; ratelimit.testing).
+_table_held = False
+
+
+def hold_no_blocks() -> None:
+    global _table_held
+    _table_held = True
+
+
+def forget_held_blocks() -> None:
+    global _table_held
+    _table_held = False

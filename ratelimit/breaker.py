@@ -49,11 +49,14 @@ class CircuitBreaker:
             self._probing = True
             return True
 
-    def success(self) -> None:
+    def success(self) -> bool:
+        """Record a call that worked; whether it ended a run of failures (Redis is back)."""
         with self._lock:
+            recovered = self._opened_at is not None or self.counts.consecutive_failures > 0
             self._opened_at = None
             self._probing = False
             self.counts.consecutive_failures = 0
+        return recovered
 
     def failure(self, error: BaseException) -> None:
         with self._lock:

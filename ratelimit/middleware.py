@@ -11,10 +11,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django_ratelimit.exceptions import Ratelimited
 
+from accounts.authentication import BearerTokenAuthentication
 from omtx_hub.api_errors import error_body, is_api
 from ratelimit.allowlist import is_allowed
 from ratelimit.auth_limits import over_login_limit, period_seconds
-from ratelimit.backend import get_backend
+from ratelimit.blocks import blocked_until
 from ratelimit.client_ip import client_ip
 from ratelimit.limiter import DECISION_ATTR, headers, limit_address, record_rejection, rejected
 from ratelimit.suspicious import observe
@@ -34,11 +35,17 @@ class RateLimitMiddleware:
             return self.get_response(request)
         ip = client_ip(request)
         setattr(request, IP_ATTR, ip)
-        if get_backend().blocked_until(ip) is not None:
+        if blocked_until(ip) is not None:
             record_rejection(scope="blocked")
             return _blocked()
         response = self.get_response(request)
-        observe(ip=ip, status=response.status_code, api=is_api(request), credentials=_has_credentials(request))
+        observe(
+            ip=ip,
+            status=response.status_code,
+            api=is_api(request),
+            credentials=presents_token(request),
+            authenticated=signed_in(request),
+        )
         decision = getattr(request, DECISION_ATTR, None)
         if decision is not None:
             for name, value in headers(decision).items():
@@ -54,7 +61,7 @@ class RateLimitMiddleware:
         match = request.resolver_match
         if match is not None and match.view_name in OTHER_LOGIN_VIEWS and over_login_limit(request):
             return _too_many_logins()
-        if not is_api(request) or _has_credentials(request):
+        if not is_api(request) or presents_token(request) or signed_in(request):
             return None
         ip = getattr(request, IP_ATTR, None) or client_ip(request)
         if is_allowed(ip):
@@ -78,10 +85,20 @@ def _too_many_logins() -> HttpResponse:
     return response
 
 
-def _has_credentials(request: HttpRequest) -> bool:
-    return "HTTP_AUTHORIZATION" in request.META or bool(
-        getattr(request, "user", None) and request.user.is_authenticated
-    )
+def presents_token(request: HttpRequest) -> bool:
+    """An Authorization header in a scheme the API authenticates: such a request is either
+    signed in by DRF (and limited per user by ratelimit.throttle) or refused with 401. Any
+    other scheme is ignored by authentication, so the request stays anonymous and must be
+    limited by address here."""
+    scheme = request.META.get("HTTP_AUTHORIZATION", "").split(" ", 1)[0].lower()
+    return scheme in BearerTokenAuthentication.keywords
+
+
+def signed_in(request: HttpRequest) -> bool:
+    # DRF writes the user it authenticated back onto the Django request, so after the view
+    # this is the token's user too, and anonymous when the token was refused.
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated)
 
 
 def _blocked() -> JsonResponse:

@@ -3,16 +3,23 @@ allow-list. The limiter reads tiers through `ratelimit.tiers` (cached briefly) a
 blocked IPs through `ratelimit.blocklist` (held in Redis or process memory), so the
 request path queries none of these tables."""
 
+from typing import Any
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+
+from ratelimit.endpoints import ENDPOINTS
 
 
 class Tier(models.Model):
     name = models.SlugField(max_length=40, unique=True)
-    requests_per_minute = models.PositiveIntegerField()
+    # At least 1: a zero rate never refills and has no expiry (the bucket script divides by it).
+    requests_per_minute = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     # Bucket capacity: how many requests may arrive at once before the per-minute rate paces them.
-    burst = models.PositiveIntegerField()
+    burst = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     # Per-endpoint requests per minute, by endpoint name (ratelimit.endpoints.ENDPOINTS),
     # e.g. {"submit": 10, "status": 180, "results": 60}; an endpoint not listed has the tier limit only.
     endpoint_limits = models.JSONField(default=dict, blank=True)
@@ -31,10 +38,35 @@ class Tier(models.Model):
             models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_tier"),
             models.CheckConstraint(condition=Q(fair_share_weight__gt=0), name="tier_weight_positive"),
             models.CheckConstraint(condition=Q(burst__gte=1), name="tier_burst_positive"),
+            models.CheckConstraint(condition=Q(requests_per_minute__gte=1), name="tier_rate_positive"),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        problem = endpoint_limits_problem(self.endpoint_limits)
+        if problem:
+            raise ValidationError({"endpoint_limits": problem})
+
+
+def endpoint_limits_problem(value: Any) -> str:
+    """What is wrong with an endpoint_limits value ("" when nothing): a mapping from the
+    endpoint names of ratelimit.endpoints to whole requests per minute, at least 1."""
+    if not isinstance(value, dict):
+        return 'A mapping of endpoint name to requests per minute, e.g. {"status": 180}.'
+    names = sorted(set(ENDPOINTS.values()))
+    for name, limit in value.items():
+        if name not in names:
+            return f"Unknown endpoint {name!r}; the endpoints are {', '.join(names)}."
+        if not valid_limit(limit):
+            return f"The limit of {name!r} must be a whole number of requests per minute, at least 1."
+    return ""
+
+
+def valid_limit(limit: Any) -> bool:
+    # bool is an int to Python, and True is no limit anyone meant.
+    return isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1
 
 
 class TierAssignment(models.Model):

@@ -7,6 +7,7 @@ from typing import Any
 
 from ratelimit.allowlist import forget_allowed_networks, hold_allowed_networks
 from ratelimit.backend import reset_backend
+from ratelimit.blocks import forget_held_blocks, hold_no_blocks
 from ratelimit.models import Tier
 from ratelimit.seed import DEFAULT
 from ratelimit.tiers import TierLimits, forget_cached_tiers, hold_default_tier
@@ -16,6 +17,7 @@ def forget_process_state() -> None:
     reset_backend()
     forget_cached_tiers()
     forget_allowed_networks()
+    forget_held_blocks()
 
 
 @contextmanager
@@ -34,6 +36,8 @@ def isolated_limiter(settings: Any, *, scale: float, quotas: bool, from_seed: bo
     if from_seed:
         hold_default_tier(TierLimits.of(Tier(**DEFAULT)))
         hold_allowed_networks()
+        # Each test's key prefix starts without a blocked set: nothing to copy back.
+        hold_no_blocks()
     try:
         yield prefix
     finally:

@@ -3,6 +3,7 @@ RATE_LIMIT_TIER_CACHE_SECONDS. The memo is per process, not the Django cache, so
 request costs no cache round trip besides the limiter's one script call; a tier changed in
 the admin reaches other processes within that many seconds (docs/rate-limiting.md)."""
 
+import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -11,8 +12,11 @@ from typing import Any
 
 from django.conf import settings
 
-from ratelimit.models import Tier, TierAssignment
+from ratelimit.endpoints import ENDPOINTS
+from ratelimit.models import Tier, TierAssignment, valid_limit
 from ratelimit.seed import DEFAULT
+
+log = logging.getLogger(__name__)
 
 DEFAULT_KEY = 0  # the memo's key for "no assignment": user ids start at 1
 
@@ -35,7 +39,7 @@ class TierLimits:
             name=tier.name,
             requests_per_minute=tier.requests_per_minute,
             burst=tier.burst,
-            endpoint_limits={str(k): int(v) for k, v in (tier.endpoint_limits or {}).items()},
+            endpoint_limits=_endpoint_limits(tier),
             max_ligands_per_batch=tier.max_ligands_per_batch,
             max_active_batches=tier.max_active_batches,
             max_queued_jobs=tier.max_queued_jobs,
@@ -51,6 +55,18 @@ class TierLimits:
             "endpoint_limits": self.endpoint_limits,
             "fair_share_weight": self.fair_share_weight,
         }
+
+
+def _endpoint_limits(tier: Tier) -> dict[str, int]:
+    """The tier's valid endpoint limits. A bad one stored despite Tier.clean (a shell, a row
+    older than the check) is logged and left out: that endpoint then has the tier limit
+    only, rather than every request on the tier failing."""
+    stored = tier.endpoint_limits if isinstance(tier.endpoint_limits, dict) else {}
+    known = set(ENDPOINTS.values())
+    limits = {name: limit for name, limit in stored.items() if name in known and valid_limit(limit)}
+    if limits != (tier.endpoint_limits or {}):
+        log.error("tier %s: ignoring bad endpoint limits in %r", tier.name, tier.endpoint_limits)
+    return limits
 
 
 class _Memo:

@@ -1,21 +1,29 @@
 """Suspicious activity blocks an address, for longer on each repeat; a blocked request is
 refused before any database query; staff lift blocks and allow networks."""
 
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis
 from django.contrib.auth.models import User
 from django.utils import timezone
-from rest_framework.test import APIClient
+from rest_framework.request import Request
+from rest_framework.test import APIClient, APIRequestFactory
 
 from accounts.services import token_create
+from monitoring.management.commands.monitor import Command
 from ratelimit.backend import Backend, get_backend
 from ratelimit.blocks import block_ip, block_seconds, unblock_ip
+from ratelimit.limiter import DECISION_ATTR
 from ratelimit.models import AllowedNetwork, BlockedIP
 from ratelimit.selectors import allow_network
+from ratelimit.suspicious import observe
+from ratelimit.tests.conftest import PrivateRedis
+from ratelimit.throttle import TierThrottle
 
 ATTACKER = "203.0.113.66"
 URL = "/api/v3/models"
@@ -34,6 +42,10 @@ def attacker(user: User | None = None) -> APIClient:
     if user is not None:
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_create(user=user, name='t')[1]}")
     return client
+
+
+def statuses_of(client: APIClient, url: str, n: int) -> list[int]:
+    return [client.get(url).status_code for _ in range(n)]
 
 
 def bad_token() -> APIClient:
@@ -58,9 +70,9 @@ def test_asking_without_credentials_is_no_auth_failure(backend_url: str) -> None
     assert not BlockedIP.objects.exists()
 
 
-def test_probing_missing_ids_blocks_the_address(backend_url: str, owner: User) -> None:
-    client = attacker(owner)
-    codes = [client.get(f"/api/v3/batches/{uuid.uuid4()}").status_code for _ in range(6)]
+def test_probing_missing_ids_blocks_the_address(backend_url: str) -> None:
+    client = attacker()  # anonymous: a signed-in user's 404s are no probing
+    codes = [client.get(f"/api/v3/{uuid.uuid4()}").status_code for _ in range(6)]
     assert codes == [404] * 5 + [403]
     assert BlockedIP.objects.get(ip=ATTACKER).reason == "not_found_probing"
 
@@ -198,3 +210,77 @@ def test_a_bucket_call_brings_news_of_a_block_without_a_round_trip_of_its_own(
     assert here.blocked_until(ATTACKER) is None  # nothing said so yet
     assert client.get(URL).status_code == 200  # this request's bucket call brings the new version
     assert client.get(URL).status_code == 403
+
+
+# --- review findings: credentials, unblocks across processes, republishing, what counts ---
+
+
+def test_an_authorization_header_of_another_scheme_is_limited_by_address(backend_url: str) -> None:
+    client = attacker()
+    client.credentials(HTTP_AUTHORIZATION="Basic eA==")
+    assert statuses_of(client, "/api/v3/", 21) == [200] * 20 + [429]
+
+
+def test_the_throttle_limits_an_anonymous_request_the_middleware_did_not(backend_url: str) -> None:
+    raw = APIRequestFactory().get("/api/v3/", REMOTE_ADDR=ATTACKER)
+    request = Request(raw)
+    assert TierThrottle().allow_request(request, view=None)
+    assert getattr(raw, DECISION_ATTR).states[0].bucket.key.endswith(f"ip:{ATTACKER}")
+
+
+def test_an_unblock_through_one_process_reaches_the_process_that_blocked(redis_url: str, settings: Any) -> None:
+    settings.RATE_LIMIT_BLOCKLIST_REFRESH_SECONDS = 0
+    blocker, unblocker = Backend(redis_url), Backend(redis_url)
+    blocker.publish_block(ATTACKER, timezone.now().timestamp() + 60)
+    assert unblocker.blocked_until(ATTACKER) is not None
+    unblocker.withdraw_block(ATTACKER)
+    assert (unblocker.blocked_until(ATTACKER), blocker.blocked_until(ATTACKER)) == (None, None)
+
+
+def test_blocks_lost_by_redis_are_put_back_from_the_table(redis_url: str, settings: Any, owner: User) -> None:
+    settings.RATE_LIMIT_BLOCKLIST_REFRESH_SECONDS = 0
+    block_ip(ip=ATTACKER, reason=BlockedIP.Reason.MANUAL)
+    client = redis.Redis.from_url(redis_url)
+    client.delete(f"{settings.RATE_LIMIT_KEY_PREFIX}:blocked", f"{settings.RATE_LIMIT_KEY_PREFIX}:blocked:version")
+    assert attacker(owner).get(URL).status_code == 403
+    assert client.hget(f"{settings.RATE_LIMIT_KEY_PREFIX}:blocked", ATTACKER) is not None
+
+
+def test_a_block_made_while_redis_was_down_is_published_when_it_returns(
+    private_redis: PrivateRedis, settings: Any, owner: User
+) -> None:
+    settings.RATE_LIMIT_BREAKER_FAILURES = 1
+    settings.RATE_LIMIT_BREAKER_RESET_SECONDS = 0.2
+    settings.RATE_LIMIT_BLOCKLIST_REFRESH_SECONDS = 0
+    settings.RATE_LIMIT_REDIS_URL = private_redis.url
+    assert attacker(owner).get(URL).status_code == 200
+    private_redis.stop()
+    block_ip(ip=ATTACKER, reason=BlockedIP.Reason.MANUAL)
+    assert attacker(owner).get(URL).status_code == 403  # the local copy, while Redis is away
+    private_redis.start()
+    time.sleep(0.25)
+    assert attacker(owner).get(URL).status_code == 403  # the probe closes the breaker
+    assert attacker(owner).get(URL).status_code == 403
+    stored = redis.Redis.from_url(private_redis.url).hget(f"{settings.RATE_LIMIT_KEY_PREFIX}:blocked", ATTACKER)
+    assert stored is not None
+    assert Backend(private_redis.url).blocked_until(ATTACKER) is not None
+
+
+def test_the_monitor_republishes_blocks_when_it_starts(redis_url: str, settings: Any) -> None:
+    block_ip(ip=ATTACKER, reason=BlockedIP.Reason.MANUAL)
+    redis.Redis.from_url(redis_url).delete(f"{settings.RATE_LIMIT_KEY_PREFIX}:blocked")
+    Command().handle(once=True, interval=None)  # type: ignore[no-untyped-call]
+    assert Backend(redis_url).blocked_until(ATTACKER) is not None
+
+
+def test_a_signed_in_users_refusals_and_missing_ids_are_not_suspicious(backend_url: str, owner: User) -> None:
+    client = attacker(owner)
+    assert set(statuses_of(client, BLOCKS, 8)) == {403}  # permission denied, not a failed login
+    assert set(statuses_of(client, f"/api/v3/batches/{uuid.uuid4()}", 8)) == {404}  # a deleted batch, polled
+    assert not BlockedIP.objects.exists()
+
+
+def test_a_failed_authentication_answered_403_counts(backend_url: str) -> None:
+    for _ in range(4):
+        assert observe(ip=ATTACKER, status=403, api=True, credentials=True, authenticated=False) is None
+    assert observe(ip=ATTACKER, status=403, api=True, credentials=True, authenticated=False) is not None

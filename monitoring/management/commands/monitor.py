@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from monitoring import alerts, webhook
 from monitoring.readings import Snapshot, take_snapshot
+from ratelimit.blocks import republish_blocks
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Redis may have restarted without its data while no process was watching: the
+        # table's blocks go back in before anything else (docs/rate-limiting.md).
+        republish_blocks()
         if options["once"]:
             self.run_once(now=timezone.now())
             return
