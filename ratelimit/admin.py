@@ -95,7 +95,7 @@ class BlockedIPAdmin(admin.ModelAdmin[BlockedIP]):
             return
         obj.pk = row.pk
 
-    @admin.action(description="Unblock the selected addresses")
+    @admin.action(description="Unblock the selected addresses", permissions=["change"])
     def unblock(self, request: HttpRequest, queryset: QuerySet[BlockedIP]) -> None:
         addresses = set(queryset.values_list("ip", flat=True))
         for ip in addresses:

@@ -86,3 +86,19 @@ def test_the_admin_blocks_and_unblocks(staff: User) -> None:
     assert Client(REMOTE_ADDR="203.0.113.40").get("/api/v3/").status_code == 200
     for page in ("tier", "tierassignment", "blockedip", "allowednetwork"):
         assert client.get(f"/admin/ratelimit/{page}/").status_code == 200
+
+
+def test_staff_who_may_only_view_blocks_cannot_unblock_in_the_admin(db: None) -> None:
+    from django.contrib.auth.models import Permission
+
+    viewer = User.objects.create_user("block-viewer", password="pw-viewer-123", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_blockedip"))
+    block_ip(ip="203.0.113.42", reason=BlockedIP.Reason.AUTH_FAILURES)
+    client = Client()
+    client.force_login(viewer)
+    assert client.get("/admin/ratelimit/blockedip/").status_code == 200
+    client.post(
+        "/admin/ratelimit/blockedip/",
+        {"action": "unblock", "_selected_action": [b.pk for b in BlockedIP.objects.all()]},
+    )
+    assert BlockedIP.objects.filter(ip="203.0.113.42", lifted_at__isnull=True).exists()
