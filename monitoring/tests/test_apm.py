@@ -69,6 +69,7 @@ def test_error_rate_counts_server_errors_only(
 def test_empty_window_reports_zeros_and_none(file_store: FileStore) -> None:
     assert apm.performance(window_seconds=30) == {
         "window_seconds": 30,
+        "store_available": True,
         "requests": 0,
         "requests_per_second": 0.0,
         "error_rate": None,
