@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from batches.catalog import get_model
 from batches.models import DryRun, IntakeChunk
+from batches.selectors import batch_uuid
 from batches.services.intake import PENDING, checked_ligands
 from batches.services.submission import (
     Submission,
@@ -60,10 +61,7 @@ def dry_run_start(*, owner: User, submission: Submission) -> DryRun:
 def dry_run_get(*, user: User, dry_run_id: UUID | str) -> DryRun:
     """The user's own dry run: someone else's, like a missing one or a malformed id (checked
     before the query, where the ORM would raise a 500), is not found."""
-    try:
-        pk = UUID(str(dry_run_id))
-    except ValueError:
-        pk = None
+    pk = batch_uuid(dry_run_id)
     run = DryRun.objects.filter(pk=pk, owner_id=user.pk).first() if pk else None
     if run is None:
         raise NotFound("Dry run not found.")
