@@ -96,7 +96,13 @@ def test_a_broadcast_from_another_process_reaches_the_socket(
         snapshot = await ws.receive_json_from(timeout=5)
         version = snapshot["version"]
         text = json.dumps({"type": "delta", "batch": str(batch.pk), "since": version, "version": version + 1})
-        message = {"type": "batch.delta", "since": version, "version": version + 1, "text": text}
+        message = {
+            "type": "batch.delta",
+            "batch": str(batch.pk),
+            "since": version,
+            "version": version + 1,
+            "text": text,
+        }
         args = [sys.executable, "-c", SENDER, json.dumps(redis_layer), f"batch.{batch.pk}", json.dumps(message)]
         await sync_to_async(subprocess.run)(args, check=True, timeout=30)
         assert await ws.receive_json_from(timeout=10) == json.loads(text)
