@@ -1,6 +1,6 @@
 """The batch socket: who may watch, snapshot then deltas after real changes, gaps, deletion."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,9 +15,26 @@ from accounts.services import token_revoke
 from batches.live.broadcaster import broadcaster
 from batches.models import Batch
 from batches.services.lifecycle import batch_cancel, batch_delete
-from batches.tests.live_helpers import batch_path, bearer, refused_with, run, session_headers, socket, token_for
+from batches.tests.live_helpers import (
+    batch_path,
+    bearer,
+    refused_with,
+    run,
+    session_headers,
+    socket,
+    sqlite_readers_do_not_lock,
+    token_for,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _concurrent_sqlite_reads() -> Iterator[None]:
+    with sqlite_readers_do_not_lock():
+        yield
+
+
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 

@@ -6,7 +6,7 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,9 +19,15 @@ from django.contrib.auth.models import User
 
 from batches.live.broadcaster import broadcaster
 from batches.models import Batch
-from batches.tests.live_helpers import batch_path, bearer, run, socket, token_for
+from batches.tests.live_helpers import batch_path, bearer, run, socket, sqlite_readers_do_not_lock, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _concurrent_sqlite_reads() -> Iterator[None]:
+    with sqlite_readers_do_not_lock():
+        yield
 
 
 @pytest.fixture
