@@ -398,3 +398,27 @@ def test_a_dead_channel_layer_never_reaches_the_writer(
     assert broadcaster.drain()
     assert Batch.objects.get(pk=batch.pk).status == "completed"
     assert broadcaster.stats["failures"] > failures
+
+
+def test_a_change_reported_twice_reaches_the_client_once(
+    owner: User, make_batch: Callable[..., Batch], run_all: Callable[[], None], settings: Any
+) -> None:
+    """In-memory layer: the broadcaster and the socket's own version check both report the
+    engine's changes (this process writes); the socket sends each version once, in order."""
+    settings.CHANNEL_LAYERS = IN_MEMORY
+    settings.OMTX_LIVE_POLL_SECONDS = 0.01
+    batch = make_batch()
+    raw = token_for(owner)
+
+    async def scenario() -> None:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        snapshot = await open_snapshot(ws)
+        await sync_to_async(run_all)()
+        await sync_to_async(broadcaster.drain)()
+        deltas, _ = await deltas_until_terminal(ws, snapshot["version"])
+        versions = [delta["version"] for delta in deltas]
+        assert versions == sorted(set(versions))
+        assert await ws.receive_nothing(timeout=0.5)
+        await ws.disconnect()
+
+    run(scenario)

@@ -115,3 +115,25 @@ def test_a_broadcast_from_another_process_reaches_the_socket(
         await ws.disconnect()
 
     run(scenario)
+
+
+def test_a_process_joins_a_batch_s_group_once_however_many_sockets_watch(
+    redis_layer: dict[str, Any], owner: User, make_batch: Callable[..., Batch]
+) -> None:
+    batch = make_batch()
+    raw = token_for(owner)
+    members = redis.Redis.from_url(redis_layer["hosts"][0]["address"])
+    group_key = f"{redis_layer['prefix']}:group:batch.{batch.pk}"
+
+    async def scenario() -> None:
+        sockets = [socket(batch_path(batch.pk), headers=bearer(raw)) for _ in range(3)]
+        for ws in sockets:
+            connected, _ = await ws.connect(timeout=5)
+            assert connected
+            await ws.receive_json_from(timeout=5)
+        assert members.zcard(group_key) == 1
+        for ws in sockets:
+            await ws.disconnect()
+        assert members.zcard(group_key) == 0
+
+    run(scenario)
