@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Permission, User
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import ApiToken
@@ -314,7 +315,7 @@ def test_deltas_of_one_process_chain_since_to_version(
     owner: User, make_batch: Callable[..., Batch], broadcasts_only: None
 ) -> None:
     """Each delta's `since` is the version of the sender's previous one, so a client that
-    missed one sees `since` above its version and asks for a snapshot."""
+    missed one of them sees `since` above its version and asks for a snapshot."""
     batch = make_batch()
     raw = token_for(owner)
     from batches.services.lifecycle import batch_set_priority
@@ -324,6 +325,8 @@ def test_deltas_of_one_process_chain_since_to_version(
         snapshot = await open_snapshot(ws)
         versions = [snapshot["version"]]
         for priority in (1, 2, 3):
+            if priority > 1:  # another process's changes (its deltas are its own) move it too
+                await sync_to_async(Batch.objects.filter(pk=batch.pk).update)(version=F("version") + 5)
             await sync_to_async(batch_set_priority)(batch=batch, priority=priority)
             assert await sync_to_async(broadcaster.drain)()
             delta = await ws.receive_json_from(timeout=5)
