@@ -425,3 +425,16 @@ def test_a_change_reported_twice_reaches_the_client_once(
         await ws.disconnect()
 
     run(scenario)
+
+
+def test_a_page_of_another_site_cannot_use_the_cookie(owner: User, make_batch: Callable[..., Batch]) -> None:
+    batch = make_batch()
+    cookie = [header for header in session_headers(owner) if header[0] == b"cookie"]
+
+    async def scenario() -> tuple[bool, Any]:
+        ws = socket(batch_path(batch.pk), headers=[*cookie, (b"origin", b"https://evil.example")])
+        result: tuple[bool, Any] = await ws.connect(timeout=5)
+        return result
+
+    connected, _ = run(scenario)
+    assert not connected  # refused before the handshake completes (channels' origin check)
