@@ -229,6 +229,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="how long jobs complete")
     parser.add_argument("--rate", type=float, default=20.0, help="commits a second")
     parser.add_argument("--per-commit", type=int, default=2, help="jobs completed per commit")
+    parser.add_argument("--coalesce-ms", type=int, help="the writer's OMTX_LIVE_COALESCE_MS (default: the setting's)")
     parser.add_argument("--writer", nargs=1, metavar="BATCH", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.writer:
@@ -264,10 +265,14 @@ def run(db_url: str, redis_url: str, batch_id: str, token: str, args: argparse.N
         writer_command = [sys.executable, __file__, "--writer", batch_id, "--rate", str(args.rate)]
         writer_command += ["--per-commit", str(args.per_commit), "--seconds", str(args.seconds)]
 
+        writer_env = dict(env)
+        if args.coalesce_ms is not None:
+            writer_env["OMTX_LIVE_COALESCE_MS"] = str(args.coalesce_ms)
+
         async def drive() -> tuple[list[tuple[int, float]], dict[str, Any], float]:
             cpu_before = cpu_seconds(server.pid)
             mine_before = time.process_time()
-            process = await asyncio.create_subprocess_exec(*writer_command, env=env, stdout=subprocess.PIPE)
+            process = await asyncio.create_subprocess_exec(*writer_command, env=writer_env, stdout=subprocess.PIPE)
             commits: list[tuple[int, float]] = []
             stats: dict[str, Any] = {}
             assert process.stdout is not None
@@ -302,6 +307,10 @@ def report(
     received = sum(len(client.versions) for client in clients)
     span = commits[-1][1] - commits[0][1] if len(commits) > 1 else 0.0
     print(f"clients: {len(clients)} connected in {connect_seconds:.1f} s (snapshot each)")
+    print(
+        f"coalescing: {args.coalesce_ms if args.coalesce_ms is not None else 'the default'} ms; "
+        f"machine load average at the end: {os.getloadavg()[0]:.1f} (1 min, this run included)"
+    )
     print(f"commits: {len(commits)} over {span:.1f} s, {args.per_commit} job completions each")
     print(f"broadcaster: {stats}")
     print(
