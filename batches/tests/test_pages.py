@@ -147,3 +147,18 @@ def test_cancelled_batch_shows_its_status(make_batch: Callable[..., Batch], owne
     Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.CANCELLED)
     html = signed_in(owner).get(f"/batches/{batch.pk}/").content.decode()
     assert page_json(html, "batch-status-data")["is_terminal"] is True
+
+
+def test_admin_change_page_shows_progress_and_links_to_the_batch_page(
+    make_batch: Callable[..., Batch], staff: User, run_all: Callable[[], None]
+) -> None:
+    batch = make_batch()
+    queued = signed_in(staff).get(f"/admin/batches/batch/{batch.pk}/change/").content.decode()
+    assert 'id="batch-progress-bar" max="100" value="0.0"' in queued
+    assert f'href="/batches/{batch.pk}/"' in queued
+    assert f'data-status-url="/api/v3/batches/{batch.pk}/status"' in queued
+    assert "admin-batch.js" in queued
+    run_all()
+    done = signed_in(staff).get(f"/admin/batches/batch/{batch.pk}/change/").content.decode()
+    assert 'id="batch-progress-bar" max="100" value="100.0"' in done
+    assert "4 succeeded" in done
