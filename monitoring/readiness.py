@@ -71,10 +71,41 @@ def check_cache() -> Check:
     return Check(ok, "ok" if ok else "unreachable", detail)
 
 
+# A channel layer's round trip longer than this (seconds) is not ready.
+CHANNEL_LAYER_TIMEOUT = 2.0
+
+
 def check_channel_layer() -> Check:
-    """Channels is not installed yet: nothing to reach, so nothing fails. The
-    websocket layer will test its channel layer here."""
-    return Check(True, "not_configured", "channels is not installed")
+    """A message sent to a private channel of the configured layer comes back within
+    CHANNEL_LAYER_TIMEOUT seconds (Redis: a real round trip; in memory: this process's)."""
+    import asyncio
+    import uuid
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        return Check(False, "not_configured", "CHANNEL_LAYERS has no default layer")
+
+    async def round_trip() -> bool:
+        channel = await layer.new_channel("readiness.")
+        token = uuid.uuid4().hex
+        await layer.send(channel, {"type": "readiness.echo", "token": token})
+        message = await layer.receive(channel)
+        return bool(message.get("token") == token)
+
+    async def bounded() -> bool:
+        return await asyncio.wait_for(round_trip(), CHANNEL_LAYER_TIMEOUT)
+
+    try:
+        echoed = async_to_sync(bounded)()
+    except Exception as exc:  # any layer's failure (connection, timeout, full): not ready
+        log.warning("readiness: channel layer unreachable: %r", exc)
+        return Check(False, "unreachable", repr(exc)[:300])
+    if not echoed:
+        return Check(False, "unreachable", "the message sent did not come back")
+    return Check(True, "ok", type(layer).__name__)
 
 
 def check_executor() -> Check:

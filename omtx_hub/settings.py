@@ -72,6 +72,8 @@ CORS_ALLOW_CREDENTIALS = False
 OMTX_TOKEN_LIFETIME_DAYS = env_int("OMTX_TOKEN_LIFETIME_DAYS", 90, minimum=1)
 
 INSTALLED_APPS = [
+    # First: its runserver serves the ASGI application, websockets included (issue 10).
+    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -83,6 +85,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "corsheaders",
     "csp",
+    "channels",
     "omtx_hub.apps.OmtxHubConfig",
     "accounts",
     "ratelimit",
@@ -411,3 +414,40 @@ LOGGING = {
 # --- Security logger (issue 9) ---
 # INFO whatever LOG_LEVEL says: security events are always recorded (through root's handlers).
 LOGGING.setdefault("loggers", {})["omtx.security"] = {"level": "INFO", "propagate": True}  # type: ignore[index]
+
+# --- Live status: websockets (issue 10) ---
+# docs/live-status.md. daphne serves omtx_hub.asgi: HTTP through Django, websockets through
+# channels. Under ASGI, DB_CONN_MAX_AGE > 0 leaks connections (Django ticket 33497): every
+# database access of a consumer runs in database_sync_to_async, which closes the connection
+# after each call when the age is 0 and reuses it otherwise; production runs the websocket
+# process with DB_CONN_MAX_AGE=0 (docs/live-status.md).
+ASGI_APPLICATION = "omtx_hub.asgi.application"
+# Connections the Redis channel layer may open per process and event loop: redis-py refuses
+# past its pool size (100 by default), and every websocket's receive holds one.
+OMTX_LIVE_REDIS_CONNECTIONS = env_int("OMTX_LIVE_REDIS_CONNECTIONS", 2000, minimum=10)
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "max_connections": OMTX_LIVE_REDIS_CONNECTIONS}],
+                "prefix": "omtx:ws:",
+                # Messages a slow socket may have waiting before the layer drops the newest
+                # (the client sees the gap in `since` and asks for a snapshot).
+                "capacity": 200,
+                "expiry": 30,
+            },
+        }
+    }
+else:
+    # One process's: the dispatcher's changes reach sockets through the consumers' own
+    # version check instead (OMTX_LIVE_POLL_SECONDS).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# A batch's changes are sent at most once per this interval per process, coalesced.
+OMTX_LIVE_COALESCE_MS = env_int("OMTX_LIVE_COALESCE_MS", 250, minimum=0)
+# With the in-memory layer, each batch socket checks its batch's version this often.
+OMTX_LIVE_POLL_SECONDS = env_float("OMTX_LIVE_POLL_SECONDS", 1.0, minimum=0.05)
+# The monitoring socket's dashboard is computed at most once per interval per process.
+OMTX_LIVE_DASHBOARD_SECONDS = env_float("OMTX_LIVE_DASHBOARD_SECONDS", 5.0, minimum=0.5)
+# How long a broadcast waits for the channel layer before it is counted as failed.
+OMTX_LIVE_SEND_TIMEOUT = env_float("OMTX_LIVE_SEND_TIMEOUT", 2.0, minimum=0.1)

@@ -72,7 +72,7 @@ def _claim_batch(batch: Batch, wanted: int, token: str, lease_seconds: int, now:
             started_at=now,
         )
     if moved:
-        apply_counts(batch, {JobStatus.QUEUED: -moved, JobStatus.DISPATCHED: moved}, now=now)
+        apply_counts(batch, {JobStatus.QUEUED: -moved, JobStatus.DISPATCHED: moved}, now=now, job_ids=picked)
     return moved
 
 
@@ -147,12 +147,14 @@ def mark_running(*, holds: Iterable[Hold]) -> int:
     with transaction.atomic():
         batches = lock_batches(by_batch)
         for batch_id, batch_holds in by_batch.items():
+            tokens = _by_token(batch_holds)
             moved = sum(
                 held_jobs(job_ids, token).filter(status=JobStatus.DISPATCHED).update(status=JobStatus.RUNNING)
-                for token, job_ids in _by_token(batch_holds).items()
+                for token, job_ids in tokens.items()
             )
             if moved and batch_id in batches:
-                apply_counts(batches[batch_id], {JobStatus.DISPATCHED: -moved, JobStatus.RUNNING: moved})
+                named = [pk for job_ids in tokens.values() for pk in job_ids]
+                apply_counts(batches[batch_id], {JobStatus.DISPATCHED: -moved, JobStatus.RUNNING: moved}, job_ids=named)
             moved_total += moved
     return moved_total
 

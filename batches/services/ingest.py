@@ -124,6 +124,7 @@ def _apply_batch(batch_id: UUID, deliveries: list[Delivery], report: IngestRepor
     deltas: Counter[str] = Counter()
     refused: list[Delivery] = []
     reused = 0
+    changed: list[str] = []
     fields = (*FIELDS, *spec.columns)
     for token, mine in tokens.items():
         ids = [delivery.outcome.job_id for delivery in mine]
@@ -145,9 +146,10 @@ def _apply_batch(batch_id: UUID, deliveries: list[Delivery], report: IngestRepor
                 report.failures[values["failure_reason"]] += 1
             reused += delivery.reused_from is not None
             rows.append((delivery.outcome.job_id, *(values[name] for name in fields)))
+            changed.append(delivery.outcome.job_id)
         update_held_rows(token=token, fields=fields, rows=rows)
     if any(deltas.values()):
-        apply_counts(batch, dict(deltas), now=now, reused=reused)
+        apply_counts(batch, dict(deltas), now=now, reused=reused, job_ids=changed)
     return refused
 
 

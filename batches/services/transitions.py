@@ -67,10 +67,18 @@ def lock_batches(batch_ids: Iterable[UUID | str], *, skip_locked: bool = False) 
     return {batch.pk: batch for batch in locked}
 
 
-def apply_counts(batch: Batch, deltas: dict[str, int], *, now: datetime | None = None, reused: int = 0) -> None:
+def apply_counts(
+    batch: Batch,
+    deltas: dict[str, int],
+    *,
+    now: datetime | None = None,
+    reused: int = 0,
+    job_ids: Iterable[UUID | str] | None = None,
+) -> None:
     """Move `batch`'s counters by `deltas` (job status → change), bump its
     version and re-derive its status, in one UPDATE. `batch` must have been
-    read by `lock_batches` in the current transaction."""
+    read by `lock_batches` in the current transaction. `job_ids`, the jobs
+    that moved when the caller knows them, ride along to the live deltas."""
     now = now or timezone.now()
     fields: dict[str, Any] = {"version": batch.version + 1}
     for status, delta in deltas.items():
@@ -90,7 +98,7 @@ def apply_counts(batch: Batch, deltas: dict[str, int], *, now: datetime | None =
     if status not in BATCH_TERMINAL and batch.finished_at is not None:
         fields["finished_at"] = batch.finished_at = None
     Batch.objects.filter(pk=batch.pk).update(**fields)
-    batches_changed_on_commit(batch_ids=[batch.pk], owner_ids=[batch.owner_id])
+    batches_changed_on_commit(batch_ids=[batch.pk], owner_ids=[batch.owner_id], job_ids=job_ids)
 
 
 def job_transition(*, job: Job, source: str, target: str, **fields: Any) -> bool:

@@ -1,0 +1,169 @@
+"""The batch socket, `/ws/v3/batches/<id>/` (docs/live-status.md).
+
+Thin, as Channels' own examples are: check who asks (the batch selectors' visibility), join
+the batch's group, send a snapshot, relay the broadcaster's deltas, answer `snapshot` and
+`ping`. Every database read goes through `database_sync_to_async`. The consumer keeps the
+version it last sent and drops a relayed delta that is not newer: with the in-memory layer
+its own version check (`_poll`) and the web process's broadcasts can both report one change.
+"""
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import InMemoryChannelLayer
+from django.conf import settings
+
+from batches.live import protocol, watchers
+from batches.selectors import batch_get
+from omtx_hub.errors import NotFound
+
+SUBPROTOCOL = "omtx.v1"
+# Close codes: no valid credentials; not allowed (staff sockets); no such batch, or not yours.
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+
+
+def chosen_subprotocol(scope: dict[str, Any]) -> str | None:
+    """`omtx.v1` when offered; never a `bearer.` one, which would echo the token back."""
+    return SUBPROTOCOL if SUBPROTOCOL in scope.get("subprotocols", []) else None
+
+
+class LiveSocket(AsyncWebsocketConsumer):
+    """What both sockets share: refusal with a code the client can read, JSON replies."""
+
+    async def refuse(self, code: int) -> None:
+        # Accepted first, then closed: a close before the accept reaches a browser as an HTTP
+        # 403 and close code 1006, which a page cannot tell from a network failure (and
+        # would retry forever). No message is sent before the close.
+        await self.accept(chosen_subprotocol(self.scope))
+        await self.close(code)
+
+    def authenticated(self) -> bool:
+        user = self.scope.get("user")
+        return not self.scope.get("auth_refusal") and user is not None and user.is_authenticated
+
+    async def send_json(self, message: dict[str, Any]) -> None:
+        await self.send(text_data=protocol.encode(message))
+
+    async def send_error(self, code: str, detail: str) -> None:
+        await self.send_json({"type": "error", "code": code, "detail": detail})
+
+    async def client_message(self, text_data: str | None) -> dict[str, Any] | None:
+        """The client's JSON object, or None after answering an error."""
+        try:
+            message = json.loads(text_data) if text_data is not None else None
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await self.send_error("invalid_message", 'Send a JSON object with a "type".')
+            return None
+        return message
+
+
+class BatchConsumer(LiveSocket):
+    version = 0
+    batch_id = ""
+    watching = False
+    poller: "asyncio.Task[None] | None" = None
+
+    async def connect(self) -> None:
+        self.batch_id = str(self.scope["url_route"]["kwargs"]["batch_id"])
+        if not self.authenticated():
+            await self.refuse(CLOSE_UNAUTHENTICATED)
+            return
+        # Joined before the snapshot is read, so no change committed in between is lost;
+        # deltas queue until connect returns, and those the snapshot covers are dropped.
+        group = protocol.group_name(self.batch_id)
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups.append(group)
+        snapshot = await self._snapshot()
+        if snapshot is None:
+            await self.refuse(CLOSE_NOT_FOUND)
+            return
+        watchers.watch(self.batch_id)
+        self.watching = True
+        await self.accept(chosen_subprotocol(self.scope))
+        await self._send_snapshot(snapshot)
+        if isinstance(self.channel_layer, InMemoryChannelLayer):
+            self.poller = asyncio.create_task(self._poll())
+
+    async def disconnect(self, code: int) -> None:
+        if self.poller is not None:
+            self.poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.poller
+            self.poller = None
+        if self.watching:
+            watchers.unwatch(self.batch_id)
+            self.watching = False
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        message = await self.client_message(text_data)
+        if message is None:
+            return
+        if message["type"] == "snapshot":
+            snapshot = await self._snapshot()
+            if snapshot is None:
+                await self._gone()
+            else:
+                await self._send_snapshot(snapshot)
+        elif message["type"] == "ping":
+            await self.send_json({"type": "pong"})
+        else:
+            await self.send_error("unknown_type", 'Known types: "snapshot", "ping".')
+
+    async def batch_delta(self, event: dict[str, Any]) -> None:
+        """A broadcast delta, relayed as encoded once by its sender (one string for every
+        socket); dropped when this socket already sent its version."""
+        if event["version"] <= self.version:
+            return
+        self.version = event["version"]
+        await self.send(text_data=event["text"])
+
+    async def batch_gone(self, event: dict[str, Any]) -> None:
+        await self._gone()
+
+    async def _gone(self) -> None:
+        await self.send_json(protocol.gone(self.batch_id))
+        await self.close(CLOSE_NOT_FOUND)
+
+    async def _send_snapshot(self, snapshot: dict[str, Any]) -> None:
+        self.version = snapshot["version"]
+        await self.send_json(snapshot)
+
+    @database_sync_to_async
+    def _snapshot(self) -> dict[str, Any] | None:
+        try:
+            batch = batch_get(user=self.scope["user"], batch_id=self.batch_id)
+        except NotFound:
+            return None
+        return protocol.snapshot(batch)
+
+    @database_sync_to_async
+    def _delta_after(self, version: int) -> dict[str, Any] | None:
+        """A delta from `version` when the batch moved past it ({} when not; None: gone). It
+        names no jobs (this check does not know which changed), so it says it is truncated."""
+        batch = protocol.status_row(self.batch_id)
+        if batch is None:
+            return None
+        if batch.version <= version:
+            return {}
+        return protocol.delta(batch, since=version, job_ids=None)
+
+    async def _poll(self) -> None:
+        """Embedded mode: the dispatcher runs in another process, which an in-memory layer
+        cannot reach, so the socket checks its batch's version itself."""
+        while True:
+            await asyncio.sleep(settings.OMTX_LIVE_POLL_SECONDS)
+            delta = await self._delta_after(self.version)
+            if delta is None:
+                await self._gone()
+                return
+            if delta and delta["version"] > self.version:
+                self.version = delta["version"]
+                await self.send_json(delta)
