@@ -25,8 +25,20 @@ const $ = (id) => document.getElementById(id);
 let pollTimer = null;
 let lastGenerated = null;
 
+// A key's unit goes with its value, not its label: "p95_response_time_ms" reads
+// "P95 response time" and "193.2 ms".
+const UNITS = [["_percentage", " %"], ["_percent", " %"], ["_rate", " %", "keep"], ["_ms", " ms"], ["_seconds", " s"], ["_mb", " MB"]];
+const WORDS = { cpu: "CPU", p50: "p50", p95: "p95", p99: "p99", avg: "Average", redis: "Redis" };
+
+function unitOf(key) {
+  const found = UNITS.find(([suffix]) => key.endsWith(suffix));
+  return found || ["", "", ""];
+}
+
 function label(key) {
-  const text = key.replace(/_/g, " ");
+  const [suffix, , keep] = unitOf(key);
+  const words = (keep ? key : key.slice(0, key.length - suffix.length)).split("_").map((word) => WORDS[word] || word);
+  const text = words.join(" ");
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
@@ -34,9 +46,7 @@ function show(value, key) {
   if (value === null || value === undefined) return "—";
   if (typeof value === "boolean") return value ? "yes" : "no";
   if (typeof value !== "number") return String(value);
-  const unit = key.endsWith("_percent") || key.endsWith("_percentage") || key.endsWith("_rate") ? " %"
-    : key.endsWith("_ms") ? " ms" : key.endsWith("_seconds") ? " s" : "";
-  return `${formatNumber(value)}${unit}`;
+  return `${formatNumber(value)}${unitOf(key)[1]}`;
 }
 
 function fillList(id, values) {
@@ -85,7 +95,8 @@ function render(document_, at) {
   $("batches-healthy").textContent = healthy ? "healthy" : "attention";
   $("batches-healthy").className = `status ${healthy ? "status-completed" : "status-failed"}`;
   fillList("cache", document_.cache_stats);
-  fillList("requests", { ...(document_.executor || {}), ...(document_.performance || {}) });
+  fillList("executor", document_.executor);
+  fillList("requests", document_.performance);
   renderAlerts(document_.alerts);
   chart(document_.performance || {}, Date.parse(document_.generated_at || at) || Date.now());
 }
@@ -96,7 +107,9 @@ function chart(performance, t) {
     const value = performance[spec.key];
     points.push({ t, v: typeof value === "number" ? value : null });
     if (points.length > MAX_POINTS) points.shift();
-    drawLine($(spec.id), points, { unit: spec.unit, windowMs: WINDOW_MS });
+    // The window grows with the points seen, from a minute to ten.
+    const span = points[points.length - 1].t - points[0].t;
+    drawLine($(spec.id), points, { unit: spec.unit, windowMs: Math.min(WINDOW_MS, Math.max(60000, span)) });
     const latest = typeof value === "number" ? `${formatNumber(value)} ${spec.unit}` : "not measured";
     $(`${spec.id}-caption`).textContent = `${spec.label}: now ${latest} (${points.length} points).`;
   }
