@@ -35,6 +35,7 @@ SCIENTIST = ("scientist", "pw-scientist-123")
 OPERATOR = ("operator", "pw-operator-123")
 WAIT_SECONDS = 45
 
+
 def _missing(what: str) -> None:
     """In CI a missing browser is a failure; on a laptop without one, a skip."""
     if os.environ.get("CI") == "true":
