@@ -205,7 +205,7 @@ def _screenshot(driver: Any, name: str) -> Path:
     return path
 
 
-def test_submit_and_watch_a_batch_fill_in_live(hub: Hub, browser: Any) -> None:
+def test_submit_and_watch_a_batch_fill_in_live(browser: Any, hub: Hub) -> None:
     from selenium.webdriver.common.by import By
 
     driver = browser
@@ -240,7 +240,7 @@ def test_submit_and_watch_a_batch_fill_in_live(hub: Hub, browser: Any) -> None:
     _screenshot(driver, "batch-page.png")
 
 
-def test_dashboard_for_staff(hub: Hub, browser: Any) -> None:
+def test_dashboard_for_staff(browser: Any, hub: Hub) -> None:
     from selenium.webdriver.common.by import By
 
     driver = browser
@@ -250,3 +250,12 @@ def test_dashboard_for_staff(hub: Hub, browser: Any) -> None:
     _until(driver, lambda d: "2 points" in d.find_element(By.ID, "chart-rate-caption").text, "two pushes", hub)
     assert driver.find_elements(By.CSS_SELECTOR, "#system dd")
     _screenshot(driver, "dashboard.png")
+
+
+def test_a_missing_browser_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception):
+        _missing("chromium")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        _missing("chromium")
