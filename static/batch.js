@@ -8,6 +8,10 @@ import { LiveSocket } from "./live.js";
 const ROWS_FETCHED = 1000; // the API's largest page
 const ROWS_SHOWN = 500;
 const POLL_MS = 5000;
+const FAILURES_FETCHED = 200;
+const FETCH_GAP_MS = 1000;
+const FETCH_GAP_LARGE_MS = 5000;
+const RENDER_GAP_MS = 100;
 const TERMINAL = new Set(["completed", "completed_with_failures", "failed", "cancelled", "rejected"]);
 const STATE_TEXT = {
   connecting: "Connecting…",
@@ -31,6 +35,8 @@ const state = {
   connection: "connecting",
   fetching: null,
   fetchAgain: false,
+  lastFetch: 0,
+  renderTimer: null,
   pollTimer: null,
   lastDecile: null,
 };
@@ -48,7 +54,9 @@ function renderStatus(status) {
   $("progress-bar").value = percent;
   $("progress-bar").setAttribute("aria-valuetext", `${percent} %`);
   const finished = (progress.succeeded || 0) + (progress.failed || 0) + (progress.cancelled || 0);
-  $("progress-text").textContent = `${percent} % (${finished} of ${progress.total || 0} jobs finished)`;
+  $("progress-text").textContent = status.intake
+    ? `validating the ligands: ${status.intake.validated} of ${status.intake.submitted}`
+    : `${percent} % (${finished} of ${progress.total || 0} jobs finished)`;
   const badge = $("batch-status");
   badge.textContent = status.status;
   badge.className = `status status-${status.status}`;
@@ -203,9 +211,10 @@ function renderRows() {
     fragment.appendChild(tr);
   });
   body.replaceChildren(fragment);
-  const total = (state.status.progress && state.status.progress.total) || state.rows.size;
-  $("results-summary").textContent =
-    `${scored.length} ranked of ${total} jobs` + (state.rows.size > ROWS_SHOWN ? `; the first ${ROWS_SHOWN} rows shown (exports hold every row)` : "");
+  const progress = state.status.progress || {};
+  const total = progress.total || state.rows.size;
+  const partial = total > shown.length ? `; the first ${shown.length} rows shown (exports hold every row)` : "";
+  $("results-summary").textContent = `${progress.succeeded ?? scored.length} of ${total} jobs have results${partial}`;
   renderFailures();
   renderHistogram(scored.map(({ value }) => value));
 }
@@ -256,28 +265,54 @@ function sortBy(name, fromHeader) {
   if (total > state.rows.size) fetchRows();
 }
 
-// One fetch at a time; a request for another while one runs fetches once more after it.
+// One fetch at a time, at most one every FETCH_GAP_MS (a big batch's deltas must not turn
+// into a REST query each); a request while one runs fetches once more after it. A batch of
+// up to ROWS_FETCHED jobs comes whole (every status); a bigger one as its best ranked rows
+// and its first failures (its counts say how many are pending).
 async function fetchRows() {
   if (state.fetching) {
     state.fetchAgain = true;
     return;
   }
-  const order = descending() ? "desc" : "asc";
-  const url = `${config.results_url}?status=all&limit=${ROWS_FETCHED}&sort=${encodeURIComponent(state.sort)}&order=${order}`;
-  state.fetching = api(url)
-    .then(({ data }) => {
-      upsert(data.results);
-      if (data.batch) renderStatus(data.batch);
-      renderRows();
+  const total = (state.status.progress && state.status.progress.total) || 0;
+  const wait = state.lastFetch + (total > ROWS_FETCHED ? FETCH_GAP_LARGE_MS : FETCH_GAP_MS) - Date.now();
+  state.fetching = (wait > 0 ? new Promise((resolve) => setTimeout(resolve, wait)) : Promise.resolve())
+    .then(() => Promise.all(rowQueries(total).map((url) => api(url))))
+    .then((pages) => {
+      for (const { data } of pages) {
+        upsert(data.results);
+        if (data.batch) renderStatus(data.batch);
+      }
+      scheduleRender();
     })
     .catch(() => {})
     .finally(() => {
+      state.lastFetch = Date.now();
       state.fetching = null;
       if (state.fetchAgain) {
         state.fetchAgain = false;
         fetchRows();
       }
     });
+}
+
+function rowQueries(total) {
+  const order = descending() ? "desc" : "asc";
+  const sort = `sort=${encodeURIComponent(state.sort)}&order=${order}`;
+  if (total <= ROWS_FETCHED) return [`${config.results_url}?status=all&limit=${ROWS_FETCHED}&${sort}`];
+  return [
+    `${config.results_url}?status=succeeded&limit=${ROWS_SHOWN}&${sort}`,
+    `${config.results_url}?status=failed&limit=${FAILURES_FETCHED}`,
+  ];
+}
+
+// Deltas can come four times a second: the table is redrawn once per burst.
+function scheduleRender() {
+  if (state.renderTimer) return;
+  state.renderTimer = setTimeout(() => {
+    state.renderTimer = null;
+    renderRows();
+  }, RENDER_GAP_MS);
 }
 
 // ---- live -----------------------------------------------------------------------------
@@ -296,7 +331,7 @@ function applySnapshot(message) {
   renderStatus(message.status);
   upsert(message.results);
   upsert(message.failures);
-  renderRows();
+  scheduleRender();
   const total = (message.status.progress && message.status.progress.total) || 0;
   if (state.rows.size < Math.min(total, ROWS_FETCHED)) fetchRows();
 }
@@ -310,7 +345,7 @@ function applyDelta(message) {
   state.version = message.version;
   renderStatus(message.status);
   upsert(message.jobs);
-  renderRows();
+  scheduleRender();
   if (message.jobs_truncated) fetchRows();
 }
 
@@ -346,6 +381,35 @@ function stopPolling() {
 
 // ---- actions --------------------------------------------------------------------------
 
+// A large export is built as a file first: 202 with its progress URL, polled until ready,
+// then downloaded. A small one is the link's own download.
+async function exportAsFile(event) {
+  const link = event.currentTarget;
+  if (!config.export_as_file) return;
+  event.preventDefault();
+  const message = $("action-message");
+  try {
+    // Not followed: once the file is ready the export answers 303 to the download itself.
+    const first = await fetch(link.href, { credentials: "same-origin", redirect: "manual", headers: { Accept: "application/json" } });
+    if (first.type === "opaqueredirect") {
+      window.location.assign(link.href);
+      return;
+    }
+    let data = await first.json();
+    if (!first.ok) throw new Error((data.error && data.error.message) || `HTTP ${first.status}`);
+    while (data.status !== "ready") {
+      if (data.status === "failed") throw new Error(data.error || "the export failed");
+      message.textContent = `Building the ${data.format} export: ${formatNumber(data.progress_percent)} %…`;
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      ({ data } = await api(data.url));
+    }
+    message.textContent = "Export ready; downloading.";
+    window.location.assign(data.download);
+  } catch (error) {
+    message.textContent = `Export refused: ${error.message}`;
+  }
+}
+
 async function act(url, question, done) {
   if (question && !window.confirm(question)) return;
   const message = $("action-message");
@@ -373,6 +437,7 @@ function start() {
   $("sort-metric").addEventListener("change", (event) => sortBy(event.target.value, false));
   $("cancel-button").addEventListener("click", () =>
     act(config.cancel_url, "Cancel this batch? Jobs not yet finished will not run.", () => "Batch cancelled."));
+  for (const link of document.querySelectorAll("a[data-export]")) link.addEventListener("click", exportAsFile);
   $("retry-button").addEventListener("click", () =>
     act(config.retry_url, null, (data) => `${data.requeued} failed job(s) queued again.`));
   socket.start();

@@ -17,6 +17,7 @@ from django.views.decorators.cache import never_cache
 
 from batches.api.representations import batch_status, metric_fields
 from batches.catalog import DEFAULT_MODEL, MODELS
+from batches.export_files import export_is_large
 from batches.models import Batch
 from batches.selectors import batch_get, batch_list, batch_progress, sees_all
 from batches.validation.files import FORMATS
@@ -55,6 +56,7 @@ def batch_page(request: HttpRequest, batch_id: UUID) -> HttpResponse:
         "default_rank": MODELS[batch.model].default_rank if batch.model in MODELS else "",
         "rejected": rejected[:REJECTED_SHOWN],
         "rejected_total": len(rejected),
+        "validation_error": report.get("error"),
         "export_formats": EXPORT_FORMATS,
         "page_config": _batch_config(batch),
     }
@@ -79,6 +81,8 @@ def _batch_config(batch: Batch) -> dict[str, Any]:
         "cancel_url": f"{base}/cancel",
         "retry_url": f"{base}/retry",
         "default_rank": MODELS[batch.model].default_rank if batch.model in MODELS else "",
+        # Above OMTX_EXPORT_INLINE_ROWS an export is built as a file first (202, then poll).
+        "export_as_file": export_is_large(batch),
     }
 
 
