@@ -385,7 +385,8 @@ function stopPolling() {
 // then downloaded. A small one is the link's own download.
 async function exportAsFile(event) {
   const link = event.currentTarget;
-  if (!config.export_as_file) return;
+  const progress = state.status.progress || {};
+  if ((progress.total || 0) + (progress.rejected || 0) <= config.export_inline_rows) return;
   event.preventDefault();
   const message = $("action-message");
   try {

@@ -112,6 +112,11 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         "RATE_LIMIT_SCALE": "1000",
         "RATE_LIMIT_QUOTAS_ENABLED": "false",
         "OMTX_EXECUTOR_WORKERS": "1",
+        # Below the test's batch: its dry run and its submission take the large-input path
+        # (202, validated by the background worker), and its export is built as a file.
+        "OMTX_INLINE_VALIDATION_LIGANDS": str(LIGANDS - 3),
+        "OMTX_VALIDATION_WORKERS": "0",
+        "OMTX_EXPORT_INLINE_ROWS": str(LIGANDS - 3),
         "PYTHONUNBUFFERED": "1",
     }
     processes: list[subprocess.Popen[bytes]] = []
@@ -125,10 +130,11 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         )
         subprocess.run([*manage, "shell", "-c", users], cwd=REPO, env=env, check=True, timeout=60)
         port = _free_port()
-        logs = [root / "daphne.log", root / "dispatch.log"]
+        logs = [root / "daphne.log", root / "dispatch.log", root / "background.log"]
         commands = [
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "omtx_hub.asgi:application"],
             [*manage, "dispatch", "--interval", "0.2"],
+            [*manage, "background", "--interval", "0.2"],
         ]
         for command, log in zip(commands, logs, strict=True):
             with log.open("wb") as out:
@@ -147,7 +153,12 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
+def downloads(tmp_path: Path) -> Path:
+    return tmp_path / "downloads"
+
+
+@pytest.fixture
+def browser(downloads: Path) -> Iterator[Any]:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         _missing(f"{CHROMIUM} and {CHROMEDRIVER}")
     from selenium import webdriver
@@ -156,6 +167,9 @@ def browser() -> Iterator[Any]:
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1366,1000"):
         options.add_argument(argument)
     # Service given explicitly: selenium-manager never runs, so nothing is downloaded.
@@ -205,7 +219,7 @@ def _screenshot(driver: Any, name: str) -> Path:
     return path
 
 
-def test_submit_and_watch_a_batch_fill_in_live(browser: Any, hub: Hub) -> None:
+def test_submit_and_watch_a_batch_fill_in_live(browser: Any, hub: Hub, downloads: Path) -> None:
     from selenium.webdriver.common.by import By
 
     driver = browser
@@ -217,6 +231,8 @@ def test_submit_and_watch_a_batch_fill_in_live(browser: Any, hub: Hub) -> None:
     driver.find_element(By.ID, "validate-button").click()
     _until(driver, lambda d: d.find_element(By.ID, "report-accepted").text == str(LIGANDS), "the report", hub)
     assert driver.find_element(By.ID, "report-rejected").text == "0"
+    # Above the inline limit, the page polled the dry run the validation answered 202 with.
+    assert "GET /api/v3/batches/validations/" in hub.logs[0].read_text()
     driver.find_element(By.ID, "confirm-button").click()
     _until(driver, lambda d: re.search(r"/batches/[0-9a-f-]{36}/$", d.current_url), "the batch page", hub)
 
@@ -238,6 +254,12 @@ def test_submit_and_watch_a_batch_fill_in_live(browser: Any, hub: Hub) -> None:
     assert ranks == [str(n) for n in range(1, LIGANDS + 1)]
     assert len(driver.find_elements(By.CSS_SELECTOR, "#histogram rect.bar")) > 0
     _screenshot(driver, "batch-page.png")
+
+    # The export button: built as a file in the background (the batch is above the inline
+    # export threshold here), then downloaded.
+    driver.find_element(By.CSS_SELECTOR, "a[data-export=csv]").click()
+    _until(driver, lambda d: list(downloads.glob("batch-*.csv")), "the CSV download", hub)
+    assert len(next(downloads.glob("batch-*.csv")).read_text().splitlines()) == LIGANDS + 1
 
 
 def test_dashboard_for_staff(browser: Any, hub: Hub) -> None:

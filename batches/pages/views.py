@@ -17,7 +17,6 @@ from django.views.decorators.cache import never_cache
 
 from batches.api.representations import batch_status, metric_fields
 from batches.catalog import DEFAULT_MODEL, MODELS
-from batches.export_files import export_is_large
 from batches.models import Batch
 from batches.selectors import batch_get, batch_list, batch_progress, sees_all
 from batches.validation.files import FORMATS
@@ -81,8 +80,9 @@ def _batch_config(batch: Batch) -> dict[str, Any]:
         "cancel_url": f"{base}/cancel",
         "retry_url": f"{base}/retry",
         "default_rank": MODELS[batch.model].default_rank if batch.model in MODELS else "",
-        # Above OMTX_EXPORT_INLINE_ROWS an export is built as a file first (202, then poll).
-        "export_as_file": export_is_large(batch),
+        # An export of more rows (accepted and rejected ligands) is built as a file first
+        # (202, then poll); the page compares with the live counts when a button is pressed.
+        "export_inline_rows": settings.OMTX_EXPORT_INLINE_ROWS,
     }
 
 
