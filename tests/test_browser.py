@@ -214,6 +214,7 @@ def _screenshot(driver: Any, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
     driver.set_window_size(1366, max(1000, driver.execute_script("return document.body.scrollHeight") + 40))
+    driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(str(path))
     print(f"screenshot: {path}")
     return path
@@ -233,6 +234,7 @@ def test_submit_and_watch_a_batch_fill_in_live(browser: Any, hub: Hub, downloads
     assert driver.find_element(By.ID, "report-rejected").text == "0"
     # Above the inline limit, the page polled the dry run the validation answered 202 with.
     assert "GET /api/v3/batches/validations/" in hub.logs[0].read_text()
+    _screenshot(driver, "submission-page.png")
     driver.find_element(By.ID, "confirm-button").click()
     _until(driver, lambda d: re.search(r"/batches/[0-9a-f-]{36}/$", d.current_url), "the batch page", hub)
 
