@@ -160,14 +160,20 @@ class Broadcaster:
         batch = protocol.status_row(batch_id)
         if batch is None:
             self._sent.pop(batch_id, None)
-            return {"type": "batch.gone", "text": protocol.encode(protocol.gone(batch_id))}
+            return {"type": "batch.gone", "batch": batch_id}
         since = self._sent.get(batch_id, max(batch.version - pending.changes, 0))
         if batch.version <= since and not pending.job_ids:
             return None  # nothing a client keeps moved (a change another process sent, or none)
         self._sent[batch_id] = batch.version
         delta = protocol.delta(batch, since=min(since, batch.version), job_ids=pending.job_ids)
         text = protocol.encode(delta)
-        return {"type": "batch.delta", "since": delta["since"], "version": batch.version, "text": text}
+        return {
+            "type": "batch.delta",
+            "batch": batch_id,
+            "since": delta["since"],
+            "version": batch.version,
+            "text": text,
+        }
 
 
 def _send(own_loop: asyncio.AbstractEventLoop, group: str, message: dict[str, Any]) -> None:

@@ -17,7 +17,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import InMemoryChannelLayer
 from django.conf import settings
 
-from batches.live import protocol, watchers
+from batches.live import protocol
+from batches.live.relay import relay
 from batches.selectors import batch_get
 from omtx_hub.errors import NotFound
 
@@ -69,6 +70,8 @@ class BatchConsumer(LiveSocket):
     version = 0
     batch_id = ""
     watching = False
+    # Broadcasts that arrive while connecting (None once the snapshot is sent).
+    held: list[dict[str, Any]] | None = None
     poller: "asyncio.Task[None] | None" = None
 
     async def connect(self) -> None:
@@ -76,19 +79,20 @@ class BatchConsumer(LiveSocket):
         if not self.authenticated():
             await self.refuse(CLOSE_UNAUTHENTICATED)
             return
-        # Joined before the snapshot is read, so no change committed in between is lost;
-        # deltas queue until connect returns, and those the snapshot covers are dropped.
-        group = protocol.group_name(self.batch_id)
-        await self.channel_layer.group_add(group, self.channel_name)
-        self.groups.append(group)
+        # Joined before the snapshot is read, so no change committed in between is lost:
+        # broadcasts are held until the snapshot is sent, then those it does not cover go.
+        self.held = []
+        await relay().join(self.batch_id, self)
+        self.watching = True
         snapshot = await self._snapshot()
         if snapshot is None:
             await self.refuse(CLOSE_NOT_FOUND)
             return
-        watchers.watch(self.batch_id)
-        self.watching = True
         await self.accept(chosen_subprotocol(self.scope))
         await self._send_snapshot(snapshot)
+        held, self.held = self.held, None
+        for event in held:
+            await self.relay(event)
         if isinstance(self.channel_layer, InMemoryChannelLayer):
             self.poller = asyncio.create_task(self._poll())
 
@@ -99,8 +103,8 @@ class BatchConsumer(LiveSocket):
                 await self.poller
             self.poller = None
         if self.watching:
-            watchers.unwatch(self.batch_id)
             self.watching = False
+            await relay().leave(self.batch_id, self)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         message = await self.client_message(text_data)
@@ -117,16 +121,17 @@ class BatchConsumer(LiveSocket):
         else:
             await self.send_error("unknown_type", 'Known types: "snapshot", "ping".')
 
-    async def batch_delta(self, event: dict[str, Any]) -> None:
-        """A broadcast delta, relayed as encoded once by its sender (one string for every
-        socket); dropped when this socket already sent its version."""
-        if event["version"] <= self.version:
-            return
-        self.version = event["version"]
-        await self.send(text_data=event["text"])
-
-    async def batch_gone(self, event: dict[str, Any]) -> None:
-        await self._gone()
+    async def relay(self, event: dict[str, Any]) -> None:
+        """A broadcast from the process's relay (batches/live/relay.py): a delta as encoded
+        once by its sender (one string for every socket), dropped when this socket already
+        sent its version; or the batch's deletion."""
+        if self.held is not None:
+            self.held.append(event)
+        elif event["type"] == "batch.gone":
+            await self._gone()
+        elif event["version"] > self.version:
+            self.version = event["version"]
+            await self.send(text_data=event["text"])
 
     async def _gone(self) -> None:
         await self.send_json(protocol.gone(self.batch_id))

@@ -1,50 +1,383 @@
-"""The batch socket: who may watch, snapshot then deltas after real changes, gap handling."""
+"""The batch socket: who may watch, snapshot then deltas after real changes, gaps, deletion."""
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.contrib.auth.models import User
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import Permission, User
+from django.utils import timezone
 
-from accounts.services import token_revoke
 from accounts.models import ApiToken
+from accounts.services import token_revoke
 from batches.live.broadcaster import broadcaster
 from batches.models import Batch
+from batches.services.lifecycle import batch_cancel, batch_delete
 from batches.tests.live_helpers import batch_path, bearer, refused_with, run, session_headers, socket, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
+IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
-def test_owner_gets_a_snapshot_then_deltas_of_the_engine_s_work(
-    owner: User, make_batch: Callable[..., Batch], run_all: Callable[[], None]
+@pytest.fixture
+def broadcasts_only(settings: Any) -> None:
+    """Deltas can only come from the broadcaster: the sockets' own version check sleeps."""
+    settings.OMTX_LIVE_POLL_SECONDS = 3600
+
+
+@pytest.fixture
+def polling_only(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Embedded mode with the writer in another process: nothing reaches the broadcaster."""
+    settings.CHANNEL_LAYERS = IN_MEMORY
+    settings.OMTX_LIVE_POLL_SECONDS = 0.05
+    monkeypatch.setattr(broadcaster, "notify", lambda **kwargs: None)
+
+
+async def open_snapshot(ws: WebsocketCommunicator) -> dict[str, Any]:
+    connected, _ = await ws.connect(timeout=5)
+    assert connected
+    message: dict[str, Any] = await ws.receive_json_from(timeout=5)
+    assert message["type"] == "snapshot"
+    return message
+
+
+async def deltas_until_terminal(ws: WebsocketCommunicator, version: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every delta up to the terminal one, checked against the client rule; and the jobs seen."""
+    deltas: list[dict[str, Any]] = []
+    jobs: dict[str, Any] = {}
+    while True:
+        delta = await ws.receive_json_from(timeout=10)
+        assert delta["type"] == "delta"
+        assert delta["since"] <= version < delta["version"], "a delta the client could not apply"
+        version = delta["version"]
+        deltas.append(delta)
+        jobs.update({job["id"]: job for job in delta["jobs"]})
+        if delta["status"]["is_terminal"]:
+            return deltas, jobs
+
+
+def test_owner_gets_a_snapshot_then_the_engine_s_completions(
+    owner: User, make_batch: Callable[..., Batch], run_all: Callable[[], None], broadcasts_only: None
 ) -> None:
     batch = make_batch()
     raw = token_for(owner)
 
     async def scenario() -> None:
         ws = socket(batch_path(batch.pk), headers=bearer(raw), subprotocols=["omtx.v1"])
-        connected, subprotocol = await ws.connect()
+        connected, subprotocol = await ws.connect(timeout=5)
         assert connected and subprotocol == "omtx.v1"
         snapshot = await ws.receive_json_from(timeout=5)
         assert snapshot["type"] == "snapshot" and snapshot["batch"] == str(batch.pk)
-        assert snapshot["version"] == batch.version
+        assert snapshot["version"] == batch.version == snapshot["status"]["version"]
         assert snapshot["status"]["progress"]["total"] == 4
         assert snapshot["results"] == [] and snapshot["failures"] == []
         await sync_to_async(run_all)()
-        version = snapshot["version"]
-        seen: dict[str, Any] = {}
-        while True:
-            delta = await ws.receive_json_from(timeout=5)
-            assert delta["type"] == "delta"
-            assert delta["since"] <= version < delta["version"]
-            version = delta["version"]
-            seen.update({job["id"]: job for job in delta["jobs"]})
-            if delta["status"]["is_terminal"]:
-                break
-        assert delta["status"]["progress"]["succeeded"] == 4
-        assert sorted(job["status"] for job in seen.values()) == ["succeeded"] * 4
-        assert all(job["metrics"] for job in seen.values())
+        deltas, jobs = await deltas_until_terminal(ws, snapshot["version"])
+        assert deltas[-1]["status"]["progress"]["succeeded"] == 4
+        # Completions name their jobs: the last deltas carry the finished rows.
+        assert sorted(job["status"] for job in jobs.values()) == ["succeeded"] * 4
+        assert all(job["metrics"] and job["job_id"] == job["id"] for job in jobs.values())
         await ws.disconnect()
 
     run(scenario)
+
+
+def test_embedded_mode_sockets_notice_another_process_s_changes(
+    owner: User, make_batch: Callable[..., Batch], run_all: Callable[[], None], polling_only: None
+) -> None:
+    batch = make_batch()
+    raw = token_for(owner)
+
+    async def scenario() -> None:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        snapshot = await open_snapshot(ws)
+        await sync_to_async(run_all)()
+        deltas, _ = await deltas_until_terminal(ws, snapshot["version"])
+        # The version check does not know which jobs moved: the client refetches.
+        assert all(delta["jobs_truncated"] and delta["jobs"] == [] for delta in deltas)
+        assert deltas[-1]["status"]["progress"]["succeeded"] == 4
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_session_cookie_and_subprotocol_token_both_open_the_socket(
+    owner: User, make_batch: Callable[..., Batch]
+) -> None:
+    batch = make_batch()
+    raw = token_for(owner)
+    cookie = session_headers(owner)
+
+    async def scenario() -> None:
+        by_session = socket(batch_path(batch.pk), headers=cookie)
+        assert (await open_snapshot(by_session))["batch"] == str(batch.pk)
+        by_subprotocol = socket(batch_path(batch.pk), subprotocols=[f"bearer.{raw}", "omtx.v1"])
+        connected, chosen = await by_subprotocol.connect(timeout=5)
+        # The token is never echoed back as the chosen subprotocol.
+        assert connected and chosen == "omtx.v1"
+        assert (await by_subprotocol.receive_json_from(timeout=5))["type"] == "snapshot"
+        await by_session.disconnect()
+        await by_subprotocol.disconnect()
+
+    run(scenario)
+
+
+def test_staff_who_see_every_batch_may_watch_any(
+    staff: User, make_batch: Callable[..., Batch], broadcasts_only: None
+) -> None:
+    batch = make_batch()
+    raw = token_for(staff)
+
+    async def scenario() -> None:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        assert (await open_snapshot(ws))["batch"] == str(batch.pk)
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def refusal(path: str, **kwargs: Any) -> int | None:
+    async def scenario() -> int | None:
+        return await refused_with(socket(path, **kwargs))
+
+    code: int | None = run(scenario)
+    return code
+
+
+def test_outsiders_and_missing_batches_look_the_same(
+    outsider: User, make_batch: Callable[..., Batch], broadcasts_only: None
+) -> None:
+    batch = make_batch()
+    raw = token_for(outsider)
+    assert refusal(batch_path(batch.pk), headers=bearer(raw)) == 4404
+    assert refusal(batch_path("6f1c2a8e-0000-4000-8000-000000000000"), headers=bearer(raw)) == 4404
+    assert refusal(batch_path("not-a-uuid"), headers=bearer(raw)) == 4404
+
+
+def test_staff_without_the_view_permission_are_outsiders(make_batch: Callable[..., Batch]) -> None:
+    batch = make_batch()
+    clerk = User.objects.create_user("clerk", password="pw-clerk-123", is_staff=True)
+    assert refusal(batch_path(batch.pk), headers=bearer(token_for(clerk))) == 4404
+    clerk.user_permissions.add(Permission.objects.get(codename="view_batch", content_type__app_label="batches"))
+    clerk = User.objects.get(pk=clerk.pk)
+    assert refusal(batch_path(batch.pk), headers=bearer(token_for(clerk))) is None
+
+
+def test_anonymous_and_bad_credentials_are_refused(owner: User, make_batch: Callable[..., Batch]) -> None:
+    batch = make_batch()
+    path = batch_path(batch.pk)
+    assert refusal(path) == 4401
+    assert refusal(path, headers=bearer("not-a-token")) == 4401
+    assert refusal(path, subprotocols=["bearer.not-a-token", "omtx.v1"]) == 4401
+    revoked, raw_revoked = _token(owner)
+    token_revoke(token=revoked)
+    assert refusal(path, headers=bearer(raw_revoked)) == 4401
+    expired, raw_expired = _token(owner)
+    ApiToken.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert refusal(path, headers=bearer(raw_expired)) == 4401
+    # A bad token is not rescued by a good session: what is presented is what is checked.
+    assert refusal(path, headers=[*session_headers(owner), *bearer("not-a-token")]) == 4401
+
+
+def test_a_token_in_the_query_string_is_refused_even_when_valid(
+    owner: User, make_batch: Callable[..., Batch], caplog: pytest.LogCaptureFixture
+) -> None:
+    batch = make_batch()
+    raw = token_for(owner)
+    caplog.clear()  # the token's creation logs its prefix; what follows must not
+    assert refusal(f"{batch_path(batch.pk)}?token={raw}") == 4401
+    assert refusal(f"{batch_path(batch.pk)}?access_token={raw}", headers=bearer(raw)) == 4401
+    assert "query string" in caplog.text
+    assert raw not in caplog.text and raw[:8] not in caplog.text
+
+
+def _token(user: User) -> tuple[ApiToken, str]:
+    from accounts.services import token_create
+
+    return token_create(user=user, name="live")
+
+
+def test_reconnecting_or_asking_gets_a_fresh_snapshot(
+    owner: User, make_batch: Callable[..., Batch], run_all: Callable[[], None], broadcasts_only: None
+) -> None:
+    batch = make_batch()
+    raw = token_for(owner)
+
+    async def scenario() -> None:
+        first = socket(batch_path(batch.pk), headers=bearer(raw))
+        old = await open_snapshot(first)
+        await first.disconnect()
+        await sync_to_async(run_all)()
+        again = socket(batch_path(batch.pk), headers=bearer(raw))
+        fresh = await open_snapshot(again)
+        assert fresh["version"] > old["version"]
+        assert fresh["status"]["is_terminal"] and len(fresh["results"]) == 4
+        assert [row["rank"] for row in fresh["results"]] == [1, 2, 3, 4]
+        await again.send_json_to({"type": "snapshot"})
+        asked = await again.receive_json_from(timeout=5)
+        assert asked["type"] == "snapshot" and asked["version"] == fresh["version"]
+        await again.disconnect()
+
+    run(scenario)
+
+
+def test_results_and_failures_ride_in_the_snapshot(owner: User, make_batch: Callable[..., Batch]) -> None:
+    from batches.engine.types import JobOutcome
+    from batches.services.claims import claim_jobs
+    from batches.services.ingest import Delivery, deliveries_apply
+
+    batch = make_batch()
+    jobs = sorted(claim_jobs(plan=[(batch.pk, 4)], token="t", lease_seconds=60), key=lambda job: job.index)
+    outcomes = [
+        JobOutcome(job_id=str(jobs[0].pk), ok=False, failure_reason="invalid_input", message="no conformer"),
+        *(JobOutcome(job_id=str(job.pk), ok=True, metrics={"qed": 0.1 * job.index}) for job in jobs[1:]),
+    ]
+    deliveries_apply(deliveries=[Delivery(batch.pk, "t", outcome) for outcome in outcomes])
+    raw = token_for(owner)
+
+    async def scenario() -> dict[str, Any]:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        snapshot = await open_snapshot(ws)
+        await ws.disconnect()
+        return snapshot
+
+    snapshot = run(scenario)
+    assert [row["index"] for row in snapshot["results"]] == [3, 2, 1]  # QED: higher is better
+    assert [(row["index"], row["failure_reason"], row["failure_message"]) for row in snapshot["failures"]] == [
+        (0, "invalid_input", "no conformer")
+    ]
+
+
+def test_client_messages_ping_snapshot_and_errors(owner: User, make_batch: Callable[..., Batch]) -> None:
+    batch = make_batch()
+    raw = token_for(owner)
+
+    async def scenario() -> None:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        await open_snapshot(ws)
+        await ws.send_json_to({"type": "ping"})
+        assert await ws.receive_json_from(timeout=5) == {"type": "pong"}
+        await ws.send_to(text_data="not json")
+        assert (await ws.receive_json_from(timeout=5))["code"] == "invalid_message"
+        await ws.send_json_to({"type": "subscribe"})
+        assert (await ws.receive_json_from(timeout=5))["code"] == "unknown_type"
+        # Still open after the errors.
+        await ws.send_json_to({"type": "ping"})
+        assert await ws.receive_json_from(timeout=5) == {"type": "pong"}
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_a_deleted_batch_says_gone_and_closes(
+    owner: User, make_batch: Callable[..., Batch], broadcasts_only: None
+) -> None:
+    batch = make_batch()
+    raw = token_for(owner)
+
+    async def scenario() -> None:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        await open_snapshot(ws)
+        await sync_to_async(batch_cancel)(batch=batch)
+        cancelled = await ws.receive_json_from(timeout=5)
+        assert cancelled["type"] == "delta" and cancelled["status"]["status"] == "cancelled"
+        # Cancel names no jobs: the client is told to refetch what it shows.
+        assert cancelled["jobs_truncated"] is True
+        await sync_to_async(lambda: batch_delete(batch=Batch.objects.get(pk=batch.pk)))()
+        assert await ws.receive_json_from(timeout=5) == {"type": "gone", "batch": str(batch.pk)}
+        closed = await ws.receive_output(timeout=5)
+        assert closed == {"type": "websocket.close", "code": 4404}
+
+    run(scenario)
+
+
+def test_deltas_of_one_process_chain_since_to_version(
+    owner: User, make_batch: Callable[..., Batch], broadcasts_only: None
+) -> None:
+    """Each delta's `since` is the version of the sender's previous one, so a client that
+    missed one sees `since` above its version and asks for a snapshot."""
+    batch = make_batch()
+    raw = token_for(owner)
+    from batches.services.lifecycle import batch_set_priority
+
+    async def scenario() -> None:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        snapshot = await open_snapshot(ws)
+        versions = [snapshot["version"]]
+        for priority in (1, 2, 3):
+            await sync_to_async(batch_set_priority)(batch=batch, priority=priority)
+            assert await sync_to_async(broadcaster.drain)()
+            delta = await ws.receive_json_from(timeout=5)
+            assert delta["since"] == versions[-1] and delta["version"] > delta["since"]
+            versions.append(delta["version"])
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_a_burst_of_completions_becomes_a_few_deltas(
+    owner: User,
+    make_batch: Callable[..., Batch],
+    settings: Any,
+    shared_data: Any,
+    broadcasts_only: None,
+) -> None:
+    """1,000 job completions committed in 200 transactions: the socket receives a delta per
+    coalescing interval, not one per commit, and the last one is complete."""
+    import time
+
+    from batches.engine.types import JobOutcome
+    from batches.services.claims import claim_jobs
+    from batches.services.ingest import Delivery, deliveries_apply
+
+    settings.OMTX_INLINE_VALIDATION_LIGANDS = 5000
+    lines = (shared_data / "ligands" / "chembl2321810.smi").read_text().splitlines()[:1000]
+    batch = make_batch([{"name": line.split()[1], "smiles": line.split()[0]} for line in lines])
+    raw = token_for(owner)
+
+    def burst() -> tuple[int, float]:
+        jobs = claim_jobs(plan=[(batch.pk, batch.n_total)], token="burst", lease_seconds=600)
+        started = time.monotonic()
+        for start in range(0, len(jobs), 5):
+            chunk = jobs[start : start + 5]
+            outcomes = [JobOutcome(job_id=str(job.pk), ok=True, metrics={"qed": 0.5}) for job in chunk]
+            deliveries_apply(deliveries=[Delivery(batch.pk, "burst", outcome) for outcome in outcomes])
+        return len(jobs), time.monotonic() - started
+
+    async def scenario() -> None:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        snapshot = await open_snapshot(ws)
+        before = broadcaster.stats["messages"]
+        completed, seconds = await sync_to_async(burst)()
+        assert await sync_to_async(broadcaster.drain)()
+        deltas, _ = await deltas_until_terminal(ws, snapshot["version"])
+        assert deltas[-1]["status"]["progress"]["succeeded"] == completed == batch.n_total
+        commits = completed // 5 + 1  # and the claim
+        sent = broadcaster.stats["messages"] - before
+        # One delta at once, then at most one per interval while the burst lasts, one after.
+        interval = settings.OMTX_LIVE_COALESCE_MS / 1000
+        assert len(deltas) <= sent <= 2 + seconds / interval
+        assert sent < commits / 4, f"{sent} deltas for {commits} commits"
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_a_dead_channel_layer_never_reaches_the_writer(
+    owner: User,
+    make_batch: Callable[..., Batch],
+    run_all: Callable[[], None],
+    settings: Any,
+) -> None:
+    """Every send fails: the engine still drains the batch, the failures are counted."""
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}
+    }
+    batch = make_batch()
+    failures = broadcaster.stats["failures"]
+    run_all()
+    assert broadcaster.drain()
+    assert Batch.objects.get(pk=batch.pk).status == "completed"
+    assert broadcaster.stats["failures"] > failures
