@@ -13,10 +13,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
 from batches.api.representations import batch_status, metric_fields
-from batches.catalog import DEFAULT_MODEL, MODELS
+from batches.catalog import DEFAULT_MODEL, MODELS, get_model
 from batches.models import Batch
 from batches.selectors import batch_get, batch_list, batch_progress, sees_all
 from batches.validation.files import FORMATS
@@ -52,11 +53,11 @@ def batch_page(request: HttpRequest, batch_id: UUID) -> HttpResponse:
         "batch": batch,
         "status": batch_status(batch),
         "metrics": metric_fields(batch.model),
-        "default_rank": MODELS[batch.model].default_rank if batch.model in MODELS else "",
+        "default_rank": get_model(batch.model).default_rank,
         "rejected": rejected[:REJECTED_SHOWN],
         "rejected_total": len(rejected),
         "validation_error": report.get("error"),
-        "export_formats": EXPORT_FORMATS,
+        "exports": [(fmt, f"{_api('batch-export', batch)}?format={fmt}") for fmt in EXPORT_FORMATS],
         "page_config": _batch_config(batch),
     }
     return render(request, "batches/detail.html", context)
@@ -69,17 +70,20 @@ def _visible_batch(request: HttpRequest, batch_id: UUID) -> Batch:
         raise Http404("No such batch.") from exc
 
 
+def _api(name: str, batch: Batch) -> str:
+    return reverse(f"v3:{name}", kwargs={"batch_id": batch.pk})
+
+
 def _batch_config(batch: Batch) -> dict[str, Any]:
     """What static/batch.js needs beyond the status: where to read and act."""
-    base = f"/api/v3/batches/{batch.pk}"
     return {
         "batch": str(batch.pk),
         "socket": f"/ws/v3/batches/{batch.pk}/",
-        "status_url": f"{base}/status",
-        "results_url": f"{base}/results",
-        "cancel_url": f"{base}/cancel",
-        "retry_url": f"{base}/retry",
-        "default_rank": MODELS[batch.model].default_rank if batch.model in MODELS else "",
+        "status_url": _api("batch-status", batch),
+        "results_url": _api("batch-results", batch),
+        "cancel_url": _api("batch-cancel", batch),
+        "retry_url": _api("batch-retry", batch),
+        "default_rank": get_model(batch.model).default_rank,
         # An export of more rows (accepted and rejected ligands) is built as a file first
         # (202, then poll); the page compares with the live counts when a button is pressed.
         "export_inline_rows": settings.OMTX_EXPORT_INLINE_ROWS,
@@ -91,10 +95,9 @@ def _batch_config(batch: Batch) -> dict[str, Any]:
 def batch_new_page(request: HttpRequest) -> HttpResponse:
     models = [_model_choice(name) for name in MODELS]
     config = {
-        "validate_url": "/api/v3/batches/validate",
-        "create_url": "/api/v3/batches/",
-        "page_url": "/batches/",
-        "inline_limit": settings.OMTX_INLINE_VALIDATION_LIGANDS,
+        "validate_url": reverse("v3:batch-validate"),
+        "create_url": reverse("v3:batch-list"),
+        "page_url": reverse("batch-page-list"),
     }
     context = {
         "models": models,
