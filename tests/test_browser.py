@@ -252,7 +252,10 @@ def test_submit_and_watch_a_batch_fill_in_live(browser: Any, hub: Hub, downloads
     assert driver.execute_script("return performance.timeOrigin") == origin
     assert driver.find_element(By.ID, "live-state").get_attribute("data-state") == "live"
     assert driver.find_element(By.ID, "batch-status").text == "completed"
-    ranks = [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#results-body tr td:first-child")]
+    # Read in one script: the page redraws the table whole, which would stale held elements.
+    ranks = driver.execute_script(
+        "return [...document.querySelectorAll('#results-body tr td:first-child')].map((td) => td.textContent)"
+    )
     assert ranks == [str(n) for n in range(1, LIGANDS + 1)]
     assert len(driver.find_elements(By.CSS_SELECTOR, "#histogram rect.bar")) > 0
     _screenshot(driver, "batch-page.png")
