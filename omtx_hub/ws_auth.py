@@ -32,12 +32,14 @@ QUERY_CREDENTIALS = frozenset({"token", "access_token", "auth", "authorization",
 
 def presented_token(scope: dict[str, Any]) -> str | None:
     """The token of the Authorization header, else of a `bearer.` subprotocol."""
-    for name, value in scope.get("headers", []):
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, value in headers:
         if name.lower() == b"authorization":
             scheme, _, raw = value.decode("latin-1").partition(" ")
             if scheme.lower() in ("bearer", "token"):
                 return raw.strip()
-    for protocol in scope.get("subprotocols", []):
+    protocols: list[str] = scope.get("subprotocols", [])
+    for protocol in protocols:
         if protocol.startswith(SUBPROTOCOL_PREFIX):
             return protocol.removeprefix(SUBPROTOCOL_PREFIX)
     return None

@@ -12,6 +12,7 @@ const FAILURES_FETCHED = 200;
 const FETCH_GAP_MS = 1000;
 const FETCH_GAP_LARGE_MS = 5000;
 const RENDER_GAP_MS = 100;
+const INTAKE_POLL_MS = 2000;
 const TERMINAL = new Set(["completed", "completed_with_failures", "failed", "cancelled", "rejected"]);
 const STATE_TEXT = {
   connecting: "Connecting…",
@@ -37,6 +38,7 @@ const state = {
   fetchAgain: false,
   lastFetch: 0,
   renderTimer: null,
+  intakeTimer: null,
   pollTimer: null,
   lastDecile: null,
 };
@@ -68,6 +70,22 @@ function renderStatus(status) {
   $("eta").textContent = etaText(status);
   announce(status, percent);
   renderButtons(status);
+  watchIntake(status);
+}
+
+// Intake progress does not move the batch's version, so no delta carries it
+// (docs/live-status.md): while the batch validates, the page polls its status.
+function watchIntake(status) {
+  if (status.status !== "validating" || state.intakeTimer) return;
+  state.intakeTimer = setTimeout(async () => {
+    state.intakeTimer = null;
+    try {
+      const { data } = await api(config.status_url);
+      renderStatus(data);
+    } catch (error) {
+      watchIntake(state.status); // try again
+    }
+  }, INTAKE_POLL_MS);
 }
 
 function etaText(status) {

@@ -63,7 +63,7 @@ class Relay:
         self.layer = layer
         # The default prefix: channels-redis reads every process-local channel from one list
         # named by it, and a channel of another prefix would never be read.
-        self.channel = await layer.new_channel()  # type: ignore[union-attr]
+        self.channel = await layer.new_channel()
         self.task = asyncio.create_task(self._receive())
 
     async def _receive(self) -> None:

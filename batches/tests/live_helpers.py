@@ -1,12 +1,15 @@
 """Websocket test helpers: a communicator on the real ASGI application, authenticated by
 token header, subprotocol or session cookie."""
 
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
+from django.db.backends.signals import connection_created
 from django.test import Client
 
 from accounts.services import token_create
@@ -53,3 +56,22 @@ async def refused_with(communicator: WebsocketCommunicator) -> int | None:
     message = await communicator.receive_output(timeout=2)
     await communicator.wait()
     return message.get("code") if message["type"] == "websocket.close" else None
+
+
+def _read_uncommitted(sender: Any, connection: Any, **kwargs: Any) -> None:
+    if connection.vendor == "sqlite" and threading.current_thread() is not threading.main_thread():
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA read_uncommitted = 1")
+
+
+@contextmanager
+def sqlite_readers_do_not_lock() -> Iterator[None]:
+    """The SQLite test database is in memory with a shared cache, where a reader's table lock
+    fails a concurrent writer at once ("database table is locked"; a file database waits).
+    The broadcaster's thread reads while the engine writes, so its connection reads without
+    those locks here. PostgreSQL is unaffected."""
+    connection_created.connect(_read_uncommitted)
+    try:
+        yield
+    finally:
+        connection_created.disconnect(_read_uncommitted)

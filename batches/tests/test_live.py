@@ -1,6 +1,6 @@
 """The batch socket: who may watch, snapshot then deltas after real changes, gaps, deletion."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Permission, User
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import ApiToken
@@ -15,9 +16,26 @@ from accounts.services import token_revoke
 from batches.live.broadcaster import broadcaster
 from batches.models import Batch
 from batches.services.lifecycle import batch_cancel, batch_delete
-from batches.tests.live_helpers import batch_path, bearer, refused_with, run, session_headers, socket, token_for
+from batches.tests.live_helpers import (
+    batch_path,
+    bearer,
+    refused_with,
+    run,
+    session_headers,
+    socket,
+    sqlite_readers_do_not_lock,
+    token_for,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _concurrent_sqlite_reads() -> Iterator[None]:
+    with sqlite_readers_do_not_lock():
+        yield
+
+
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
@@ -297,7 +315,7 @@ def test_deltas_of_one_process_chain_since_to_version(
     owner: User, make_batch: Callable[..., Batch], broadcasts_only: None
 ) -> None:
     """Each delta's `since` is the version of the sender's previous one, so a client that
-    missed one sees `since` above its version and asks for a snapshot."""
+    missed one of them sees `since` above its version and asks for a snapshot."""
     batch = make_batch()
     raw = token_for(owner)
     from batches.services.lifecycle import batch_set_priority
@@ -307,6 +325,8 @@ def test_deltas_of_one_process_chain_since_to_version(
         snapshot = await open_snapshot(ws)
         versions = [snapshot["version"]]
         for priority in (1, 2, 3):
+            if priority > 1:  # another process's changes (its deltas are its own) move it too
+                await sync_to_async(Batch.objects.filter(pk=batch.pk).update)(version=F("version") + 5)
             await sync_to_async(batch_set_priority)(batch=batch, priority=priority)
             assert await sync_to_async(broadcaster.drain)()
             delta = await ws.receive_json_from(timeout=5)
@@ -381,3 +401,40 @@ def test_a_dead_channel_layer_never_reaches_the_writer(
     assert broadcaster.drain()
     assert Batch.objects.get(pk=batch.pk).status == "completed"
     assert broadcaster.stats["failures"] > failures
+
+
+def test_a_change_reported_twice_reaches_the_client_once(
+    owner: User, make_batch: Callable[..., Batch], run_all: Callable[[], None], settings: Any
+) -> None:
+    """In-memory layer: the broadcaster and the socket's own version check both report the
+    engine's changes (this process writes); the socket sends each version once, in order."""
+    settings.CHANNEL_LAYERS = IN_MEMORY
+    settings.OMTX_LIVE_POLL_SECONDS = 0.01
+    batch = make_batch()
+    raw = token_for(owner)
+
+    async def scenario() -> None:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        snapshot = await open_snapshot(ws)
+        await sync_to_async(run_all)()
+        await sync_to_async(broadcaster.drain)()
+        deltas, _ = await deltas_until_terminal(ws, snapshot["version"])
+        versions = [delta["version"] for delta in deltas]
+        assert versions == sorted(set(versions))
+        assert await ws.receive_nothing(timeout=0.5)
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def test_a_page_of_another_site_cannot_use_the_cookie(owner: User, make_batch: Callable[..., Batch]) -> None:
+    batch = make_batch()
+    cookie = [header for header in session_headers(owner) if header[0] == b"cookie"]
+
+    async def scenario() -> tuple[bool, Any]:
+        ws = socket(batch_path(batch.pk), headers=[*cookie, (b"origin", b"https://evil.example")])
+        result: tuple[bool, Any] = await ws.connect(timeout=5)
+        return result
+
+    connected, _ = run(scenario)
+    assert not connected  # refused before the handshake completes (channels' origin check)

@@ -6,7 +6,7 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,9 +19,15 @@ from django.contrib.auth.models import User
 
 from batches.live.broadcaster import broadcaster
 from batches.models import Batch
-from batches.tests.live_helpers import batch_path, bearer, run, socket, token_for
+from batches.tests.live_helpers import batch_path, bearer, run, socket, sqlite_readers_do_not_lock, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _concurrent_sqlite_reads() -> Iterator[None]:
+    with sqlite_readers_do_not_lock():
+        yield
 
 
 @pytest.fixture
@@ -107,5 +113,27 @@ def test_a_broadcast_from_another_process_reaches_the_socket(
         await sync_to_async(subprocess.run)(args, check=True, timeout=30)
         assert await ws.receive_json_from(timeout=10) == json.loads(text)
         await ws.disconnect()
+
+    run(scenario)
+
+
+def test_a_process_joins_a_batch_s_group_once_however_many_sockets_watch(
+    redis_layer: dict[str, Any], owner: User, make_batch: Callable[..., Batch]
+) -> None:
+    batch = make_batch()
+    raw = token_for(owner)
+    members = redis.Redis.from_url(redis_layer["hosts"][0]["address"])
+    group_key = f"{redis_layer['prefix']}:group:batch.{batch.pk}"
+
+    async def scenario() -> None:
+        sockets = [socket(batch_path(batch.pk), headers=bearer(raw)) for _ in range(3)]
+        for ws in sockets:
+            connected, _ = await ws.connect(timeout=5)
+            assert connected
+            await ws.receive_json_from(timeout=5)
+        assert members.zcard(group_key) == 1
+        for ws in sockets:
+            await ws.disconnect()
+        assert members.zcard(group_key) == 0
 
     run(scenario)
