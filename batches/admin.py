@@ -5,11 +5,13 @@ from typing import Any, cast
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils.functional import cached_property
 
 from batches.changes import batches_changed_on_commit
 from batches.models import Batch, ExportFile, Job, Target
+from batches.selectors import batch_progress
 from batches.services.lifecycle import batch_cancel, batch_delete, batch_retry_failed, batch_set_priority
 from omtx_hub.errors import DomainError
 
@@ -58,6 +60,23 @@ class BatchAdmin(admin.ModelAdmin[Batch]):
     def has_batch_delete_permission(self, request: HttpRequest) -> bool:
         """The "Delete" action's own check, as has_delete_permission is False by design."""
         return request.user.has_perm("batches.delete_batch")
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Batch | None = None,
+    ) -> HttpResponse:
+        """The change page shows the batch's progress from its counters (O(1), as the status
+        API), refreshed by static/admin-batch.js from that API, and links to the batch page."""
+        if obj is not None:
+            context["batch_progress"] = batch_progress(obj)
+            context["batch_page_url"] = reverse("batch-page", args=[obj.pk])
+            context["batch_status_url"] = reverse("v3:batch-status", kwargs={"batch_id": obj.pk})
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request: HttpRequest, obj: Batch, form: Any, change: bool) -> None:
         # Only name and priority are editable; priority must reach the queued jobs too.

@@ -2,7 +2,7 @@ import logging
 
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    """Signed in, home is the user's batches; otherwise what the hub is and a way in."""
+    if request.user.is_authenticated:
+        return redirect("batch-page-list")
     return render(request, "home.html")
 
 
