@@ -18,7 +18,7 @@ from batches.webhooks.tests.receivers import Answer, Receiver
 def _webhook_settings(settings: Any) -> None:
     # Receivers listen on 127.0.0.1; tests of the address rule turn this off themselves.
     settings.OMTX_WEBHOOK_ALLOW_PRIVATE = True
-    settings.OMTX_WEBHOOK_TIMEOUT_SECONDS = 0.5
+    settings.OMTX_WEBHOOK_TIMEOUT_SECONDS = 2.0
     settings.OMTX_WEBHOOK_MAX_ATTEMPTS = 8
 
 

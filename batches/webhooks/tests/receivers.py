@@ -82,6 +82,8 @@ def start(answers: list[Answer], *, watch: Receiver | None = None) -> Receiver:
 
     class Server(ThreadingHTTPServer):
         daemon_threads = True
+        # Room for every concurrent sender's connection (the default backlog is 5).
+        request_queue_size = 128
 
         def verify_request(self, request: Any, client_address: Any) -> bool:
             with receiver.lock:
