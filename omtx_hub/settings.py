@@ -430,3 +430,6 @@ OMTX_WEBHOOK_CONCURRENCY = env_int("OMTX_WEBHOOK_CONCURRENCY", 4, minimum=1)
 OMTX_WEBHOOK_SECRET_GRACE_SECONDS = env_int("OMTX_WEBHOOK_SECRET_GRACE_SECONDS", 24 * 3600, minimum=0)
 # The account page shows the webhook secret's state through this tag library.
 TEMPLATES[0]["OPTIONS"].setdefault("libraries", {})["webhooks"] = "batches.webhooks.template_tags"  # type: ignore[attr-defined]
+# The delivery status enum's name in the OpenAPI schema (batches and jobs have a `status` too).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["WebhookDeliveryStatusEnum"] = "batches.webhooks.models.DeliveryStatus"  # type: ignore[index]
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["WebhookEventEnum"] = "batches.webhooks.models.WebhookEvent"  # type: ignore[index]
