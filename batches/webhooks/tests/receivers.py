@@ -56,7 +56,7 @@ def start(answers: list[Answer], *, watch: Receiver | None = None) -> Receiver:
     receiver = Receiver(answers=answers, watch=watch)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             answer = receiver.next_answer()
             seen = receiver.watch.hanging if receiver.watch is not None else 0

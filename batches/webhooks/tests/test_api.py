@@ -53,7 +53,13 @@ def test_secrets_are_per_user(owner_client: APIClient, outsider_client: APIClien
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("get", SECRET), ("post", ROTATE), ("get", DELIVERIES), ("get", f"{DELIVERIES}/{'0' * 8}-0000-0000-0000-{'0' * 12}")],
+    [
+        ("get", SECRET),
+        ("post", ROTATE),
+        ("get", DELIVERIES),
+        ("get", f"{DELIVERIES}/00000000-0000-0000-0000-000000000000"),
+        ("post", f"{DELIVERIES}/00000000-0000-0000-0000-000000000000/redeliver"),
+    ],
 )
 def test_anonymous_is_refused(anon_client: APIClient, method: str, path: str) -> None:
     assert getattr(anon_client, method)(path).status_code == 401

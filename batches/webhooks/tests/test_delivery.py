@@ -29,7 +29,7 @@ def documented_verify() -> Callable[..., bool]:
     match = re.search(r"```python\n(.*?)```", section, re.S)
     assert match is not None
     namespace: dict[str, Any] = {}
-    exec(compile(match.group(1), str(DOCS), "exec"), namespace)  # noqa: S102 (our own docs)
+    exec(compile(match.group(1), str(DOCS), "exec"), namespace)
     verify: Callable[..., bool] = namespace["verify"]
     return verify
 
@@ -142,9 +142,7 @@ def test_429_waits_its_retry_after(
     assert 590 < (delivery.next_attempt_at - timezone.now()).total_seconds() <= 600
 
 
-def test_a_receiver_that_is_down_gets_a_retry_scheduled(
-    hooked_batch: Callable[..., Batch], sender: Sender
-) -> None:
+def test_a_receiver_that_is_down_gets_a_retry_scheduled(hooked_batch: Callable[..., Batch], sender: Sender) -> None:
     delivery = cancelled_batch(hooked_batch, refused_url())
     send_all(sender)
     delivery.refresh_from_db()

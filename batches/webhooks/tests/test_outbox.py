@@ -17,9 +17,9 @@ from batches.services.lifecycle import batch_cancel, batch_retry_failed
 from batches.states import BatchStatus, JobStatus
 from batches.tests.fakes import FakeExecutor, succeed
 from batches.webhooks.models import DeliveryStatus, WebhookDelivery
+from batches.webhooks.sender import Sender
 from batches.webhooks.tests.conftest import send_all
 from batches.webhooks.tests.receivers import HANG, Receiver, refused_url
-from batches.webhooks.sender import Sender
 
 URL = "http://127.0.0.1:9/hook"
 
@@ -150,7 +150,8 @@ def test_a_burst_of_failures_is_inserted_in_one_statement(hooked_batch: Callable
     dispatcher = Dispatcher(executors={"local": FakeExecutor(lambda job: fail_some({job.name})(job))})
     with CaptureQueriesContext(connection) as queries:
         dispatcher.run_once()
-    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "batches_webhookdelivery"')]
+    insert = 'INSERT INTO "batches_webhookdelivery"'
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith(insert)]
     assert WebhookDelivery.objects.filter(event="job.failed").count() == 40
     # One INSERT for the 40 job.failed (the chunk's jobs are one ingest), one for batch.failed.
     assert len(inserts) == 2
