@@ -159,3 +159,6 @@ class ExportFileAdmin(admin.ModelAdmin[ExportFile]):
     def has_delete_permission(self, request: HttpRequest, obj: ExportFile | None = None) -> bool:
         # The row is how the sweep (export_files_sweep) finds the files: deleting it orphans them.
         return False
+
+
+from batches.webhooks import admin as webhooks_admin  # noqa: E402, F401 (registers the webhook admin)

@@ -65,6 +65,8 @@ class Batch(models.Model):
     request_sha256 = models.CharField(max_length=64, blank=True)
     validation_report = models.JSONField(default=dict)
     manifest = models.JSONField(default=dict)
+    # Where batch.* and job.* events are POSTed (docs/webhooks.md); empty: none.
+    webhook_url = models.CharField(max_length=2000, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -356,3 +358,7 @@ class ExportFile(models.Model):
         if self.status == ExportStatus.READY:
             return 100.0
         return round(100 * self.rows_written / self.rows_total, 1) if self.rows_total else 0.0
+
+
+# Webhook models live in their own module; imported here so they belong to this app.
+from batches.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSecret  # noqa: E402, F401

@@ -451,3 +451,25 @@ OMTX_LIVE_POLL_SECONDS = env_float("OMTX_LIVE_POLL_SECONDS", 1.0, minimum=0.05)
 OMTX_LIVE_DASHBOARD_SECONDS = env_float("OMTX_LIVE_DASHBOARD_SECONDS", 5.0, minimum=0.5)
 # How long a broadcast waits for the channel layer before it is counted as failed.
 OMTX_LIVE_SEND_TIMEOUT = env_float("OMTX_LIVE_SEND_TIMEOUT", 2.0, minimum=0.1)
+
+# --- Webhooks (issue 10) ---
+# docs/webhooks.md. Deliveries are sent by the background worker, never by the dispatcher.
+# Whether a webhook URL may point at loopback, private, link-local or metadata addresses.
+# On in development only, so `make run` and the tests can use a receiver on this machine.
+OMTX_WEBHOOK_ALLOW_PRIVATE = env_bool("OMTX_WEBHOOK_ALLOW_PRIVATE", ENVIRONMENT == "development")
+# Attempts per delivery before it is `failed` (5xx, timeouts and refused connections retry).
+OMTX_WEBHOOK_MAX_ATTEMPTS = env_int("OMTX_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+# Seconds to connect, and seconds for each read of the answer.
+OMTX_WEBHOOK_TIMEOUT_SECONDS = env_float("OMTX_WEBHOOK_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+# The first retry's delay; each further one doubles it (with ±20 % jitter), up to the maximum.
+OMTX_WEBHOOK_BACKOFF_SECONDS = env_float("OMTX_WEBHOOK_BACKOFF_SECONDS", 30.0, minimum=0.0)
+OMTX_WEBHOOK_BACKOFF_MAX_SECONDS = env_float("OMTX_WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0, minimum=0.0)
+# Deliveries one background process sends at once: a slow receiver holds one of them.
+OMTX_WEBHOOK_CONCURRENCY = env_int("OMTX_WEBHOOK_CONCURRENCY", 4, minimum=1)
+# After a rotation the previous secret still signs deliveries (a second v1) for this long.
+OMTX_WEBHOOK_SECRET_GRACE_SECONDS = env_int("OMTX_WEBHOOK_SECRET_GRACE_SECONDS", 24 * 3600, minimum=0)
+# The account page shows the webhook secret's state through this tag library.
+TEMPLATES[0]["OPTIONS"].setdefault("libraries", {})["webhooks"] = "batches.webhooks.template_tags"  # type: ignore[attr-defined]
+# The delivery status enum's name in the OpenAPI schema (batches and jobs have a `status` too).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["WebhookDeliveryStatusEnum"] = "batches.webhooks.models.DeliveryStatus"  # type: ignore[index]
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["WebhookEventEnum"] = "batches.webhooks.models.WebhookEvent"  # type: ignore[index]

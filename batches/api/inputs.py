@@ -25,6 +25,7 @@ from batches.services.submission import (
 )
 from batches.validation.files import FORMATS, detect_format, iter_ligand_records, sdf_records_exceed
 from batches.validation.ligands import raw_from_json
+from batches.webhooks.addresses import MAX_URL_LENGTH
 from omtx_hub.errors import InvalidInput, TooLarge
 
 # The predecessor's top-level model switches; they apply where the model has them.
@@ -139,6 +140,13 @@ class SubmissionFields(serializers.Serializer[Any]):
     format = serializers.ChoiceField(
         choices=sorted(FORMATS), required=False, allow_blank=True, help_text="file format when uploading"
     )
+    webhook_url = TextField(
+        max_length=MAX_URL_LENGTH,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="http(s) URL the batch's events are POSTed to, signed (docs/webhooks.md); needs a webhook secret",
+    )
 
 
 class LigandListField(serializers.ListField):
@@ -248,6 +256,7 @@ def _build(data: dict[str, Any], ligands: list[Any]) -> Submission:
         max_in_flight=data.get("max_in_flight"),
         max_attempts=data.get("max_attempts"),
         timeout_seconds=data.get("timeout_seconds"),
+        webhook_url=data.get("webhook_url", ""),
     )
 
 

@@ -93,6 +93,7 @@ def batch_detail(batch: Batch, request: Request) -> dict[str, Any]:
             "error": report.get("error"),
         },
         "manifest": batch.manifest,
+        "webhook_url": batch.webhook_url or None,
         "links": batch_links(batch, request),
     }
 

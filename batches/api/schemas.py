@@ -260,6 +260,9 @@ class BatchDetailSerializer(BatchBriefSerializer, BatchStatusSerializer):
     target = TargetSerializer(help_text="The protein.")
     validation = StoredValidationSerializer(help_text="What validation accepted and refused.")
     manifest = ManifestSerializer(help_text="Everything needed to reproduce the run.")
+    webhook_url = serializers.CharField(
+        allow_null=True, help_text="Where the batch's events are POSTed (docs/webhooks.md), or null."
+    )
     links = BatchLinksSerializer(help_text="Absolute URLs of the batch's endpoints.")
 
 

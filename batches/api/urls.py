@@ -2,6 +2,7 @@ from django.urls import URLPattern, re_path
 from rest_framework.views import APIView
 
 from batches.api import views
+from batches.webhooks import views as webhooks
 
 UUID = r"[0-9a-fA-F-]{32,36}"
 
@@ -37,5 +38,14 @@ urlpatterns = [
         rf"batches/(?P<batch_id>{UUID})/jobs/(?P<job_id>{UUID})/download/(?P<fmt>[a-z]+)",
         views.JobDownload,
         "job-download",
+    ),
+    route("webhooks/secret", webhooks.SecretState, "webhook-secret"),
+    route("webhooks/secret/rotate", webhooks.SecretRotate, "webhook-secret-rotate"),
+    route("webhooks/deliveries", webhooks.DeliveryCollection, "webhook-delivery-list"),
+    route(rf"webhooks/deliveries/(?P<delivery_id>{UUID})", webhooks.DeliveryDetail, "webhook-delivery"),
+    route(
+        rf"webhooks/deliveries/(?P<delivery_id>{UUID})/redeliver",
+        webhooks.DeliveryRedeliver,
+        "webhook-delivery-redeliver",
     ),
 ]

@@ -8,6 +8,7 @@ from batches.background import intake
 from batches.background.exports import build_exports
 from batches.engine.outcomes import drop_broken_connection
 from batches.services.dry_runs import dry_runs_expire
+from batches.webhooks import sender as webhooks
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,7 @@ Step = Callable[[], bool]
 
 def steps() -> list[Step]:
     """The kinds of background work, in the order one pass runs them."""
-    return [intake.step, build_exports, expire_dry_runs]
+    return [intake.step, build_exports, expire_dry_runs, webhooks.step]
 
 
 def expire_dry_runs() -> bool:
@@ -46,3 +47,4 @@ def serve(*, stop: threading.Event, interval: float) -> None:
                 stop.wait(interval)
     finally:
         intake.shutdown()
+        webhooks.shutdown()

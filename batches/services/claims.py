@@ -20,6 +20,7 @@ from batches.models import Batch, Job
 from batches.services.retry import retry_decision
 from batches.services.transitions import CHUNK, apply_counts, held_jobs, lock_batches, update_held_rows
 from batches.states import BATCH_ACTIVE, FailureReason, JobStatus
+from batches.webhooks.outbox import job_failed_enqueue
 
 HELD = (JobStatus.DISPATCHED, JobStatus.RUNNING)
 
@@ -307,6 +308,10 @@ def _reap_batch(
             reaped.requeued += moved
         else:
             reaped.failed += moved
+    if deltas[JobStatus.FAILED]:
+        # Under the batch lock, the jobs of this batch failed at this very instant are the
+        # ones just reaped.
+        job_failed_enqueue(batch=batch, jobs=Job.objects.filter(batch_id=batch.pk, finished_at=now))
     if any(deltas.values()):
         apply_counts(batch, dict(deltas), now=now)
 

@@ -22,10 +22,12 @@ from django.utils import timezone
 
 from batches.catalog import get_model
 from batches.engine.types import JobOutcome
+from batches.models import Job
 from batches.registry import ModelSpec
 from batches.services.retry import retry_decision
 from batches.services.transitions import apply_counts, held_jobs, lock_batches, update_held_rows
 from batches.states import FailureReason, JobStatus
+from batches.webhooks.outbox import job_failed_enqueue
 
 # Written on every ingested job, whatever its outcome; plus the model's
 # typed metric columns.
@@ -123,6 +125,7 @@ def _apply_batch(batch_id: UUID, deliveries: list[Delivery], report: IngestRepor
     now = timezone.now()
     deltas: Counter[str] = Counter()
     refused: list[Delivery] = []
+    failed: list[str] = []
     reused = 0
     changed: list[str] = []
     fields = (*FIELDS, *spec.columns)
@@ -144,10 +147,14 @@ def _apply_batch(batch_id: UUID, deliveries: list[Delivery], report: IngestRepor
             report.statuses[values["status"]] += 1
             if not delivery.outcome.ok:
                 report.failures[values["failure_reason"]] += 1
+            if values["status"] == JobStatus.FAILED:
+                failed.append(delivery.outcome.job_id)
             reused += delivery.reused_from is not None
             rows.append((delivery.outcome.job_id, *(values[name] for name in fields)))
             changed.append(delivery.outcome.job_id)
         update_held_rows(token=token, fields=fields, rows=rows)
+    if failed:
+        job_failed_enqueue(batch=batch, jobs=Job.objects.filter(pk__in=failed))
     if any(deltas.values()):
         apply_counts(batch, dict(deltas), now=now, reused=reused, job_ids=changed)
     return refused

@@ -23,6 +23,8 @@ from batches.validation.files import RawLigand
 from batches.validation.ligands import LigandReport, validate_ligands
 from batches.validation.protein import Protein, parse_protein
 from batches.validation.smiles import LigandRejected
+from batches.webhooks.addresses import webhook_url_check
+from batches.webhooks.keys import require_secret
 from omtx_hub.errors import Conflict, InvalidInput, TooLarge
 from ratelimit.quotas import quota_check_submission
 
@@ -54,6 +56,8 @@ class Submission:
     # Keep ligands that repeat a molecule (the predecessor's clients send one
     # SMILES under several names): each is a job; the claim computes it once.
     allow_duplicates: bool = False
+    # Where the batch's events are POSTed (docs/webhooks.md); empty: no webhooks.
+    webhook_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,8 @@ def batch_check(*, submission: Submission) -> Checked:
     if count == 0:
         raise InvalidInput("No ligands given.", code="no_ligands")
     _check_policy(submission, spec)
+    if submission.webhook_url:
+        webhook_url_check(submission.webhook_url)
     protein = parse_protein(submission.protein_sequence, spec.limits)
     return Checked(spec=spec, params=params, protein=protein)
 
@@ -229,6 +235,8 @@ def batch_create(
         existing = _idempotent_match(owner, idempotency_key, request_sha256)
         if existing is not None:
             return existing, False
+    if submission.webhook_url:
+        require_secret(user=owner)
     quota_check_submission(owner_id=owner.pk, ligands=len(submission.ligands))
     try:
         return _create(owner, submission, idempotency_key, request_sha256), True
@@ -394,4 +402,5 @@ def _batch_fields(
         "idempotency_key": key or None,
         "request_sha256": request_sha256,
         "manifest": _manifest(checked, target, submission),
+        "webhook_url": submission.webhook_url,
     }

@@ -13,7 +13,9 @@ Rules every writer of job rows follows (DESIGN §3):
 - The batch's counters, version and derived status change in one UPDATE per
   batch per transaction, so a status read is one row and a batch can never be
   left "stuck" at 99 %. That UPDATE also schedules the "batch changed" hook
-  for the commit (batches/changes.py), so no cached read outlives it.
+  for the commit (batches/changes.py), so no cached read outlives it, and
+  writes the batch's webhook event, if any, in the same transaction (an outbox:
+  batches/webhooks/outbox.py).
 """
 
 from collections import Counter
@@ -29,6 +31,7 @@ from django.utils import timezone
 from batches.changes import batches_changed_on_commit
 from batches.models import Batch, Job
 from batches.states import BATCH_TERMINAL, COUNTER_FIELD, BatchStatus, JobStatus
+from batches.webhooks.outbox import batch_event_enqueue
 
 # Rows per UPDATE … WHERE id IN (…): below SQLite's bound-parameter limit.
 CHUNK = 1000
@@ -99,6 +102,7 @@ def apply_counts(
         fields["finished_at"] = batch.finished_at = None
     Batch.objects.filter(pk=batch.pk).update(**fields)
     batches_changed_on_commit(batch_ids=[batch.pk], owner_ids=[batch.owner_id], job_ids=job_ids)
+    batch_event_enqueue(batch=batch, changed=fields)
 
 
 def job_transition(*, job: Job, source: str, target: str, **fields: Any) -> bool:

@@ -59,6 +59,9 @@ EXTRA_ERRORS = {
     "rate_limit_allow": {403, 409},
     "rate_limit_disallow": {403, 404},
     "rate_limit_metrics": {403},
+    # batches/webhooks/views.py: a delivery that is not yours, one being sent.
+    "webhooks_deliveries_retrieve": {404},
+    "webhooks_deliveries_redeliver": {404, 409},
     "resources_metrics": {403},
 }
 
