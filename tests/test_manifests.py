@@ -116,7 +116,7 @@ def overlay_image(overlay: str) -> str:
 
 
 def test_every_overlay_renders_the_whole_hub(rendered: tuple[str, list[dict[str, Any]]]) -> None:
-    overlay, manifests = rendered
+    _, manifests = rendered
     deployments = of_kind(manifests, "Deployment")
     assert set(deployments) == {"web", "websockets", "dispatch", "background", "monitor", "redis"}
     assert set(of_kind(manifests, "Job")) == {"migrate"}
@@ -458,10 +458,11 @@ PROMQL_WORDS = {
 def exported_names(db: None) -> set[str]:
     """Every sample name /metrics can carry: the default registry's (counters, histogram) and
     the queue gauges read at scrape time."""
+    from prometheus_client.registry import REGISTRY
+
     import omtx_hub.cache
     import ratelimit.metrics
     from monitoring import prometheus
-    from prometheus_client.registry import REGISTRY
 
     assert omtx_hub.cache.CACHE_REQUESTS and ratelimit.metrics.REJECTIONS
     names = set(REGISTRY._names_to_collectors)

@@ -312,3 +312,32 @@ def test_a_block_table_not_yet_migrated_leaves_requests_answered(monkeypatch: py
     monkeypatch.setattr(blocks, "republish_blocks", missing_table)
     assert blocks.blocked_until("203.0.113.9") is None
     assert backend.due
+
+
+def test_check_deploy_is_silent_under_the_kubernetes_production_configuration(tmp_path: Path) -> None:
+    """The production overlay's ConfigMap, with the Secret's keys filled, passes the release
+    step's `check --deploy` (omtx_hub/tests/test_security_settings.py checks the minimal set)."""
+    from tests.test_manifests import of_kind, render, secret_template
+
+    [config] = of_kind(render("production"), "ConfigMap").values()
+    secrets_filled = dict.fromkeys(secret_template()["stringData"], "")
+    secrets_filled |= {"SECRET_KEY": secrets.token_urlsafe(50), "METRICS_TOKEN": secrets.token_urlsafe(32)}
+    secrets_filled |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'hub.sqlite3'}"}
+    env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ and name != "REDIS_URL"}
+    env |= config["data"] | secrets_filled | {"OMTX_POD_IP": "10.4.0.7", "OMTX_VAR_DIR": str(tmp_path / "var")}
+    env |= {"STATIC_ROOT": str(tmp_path / "static"), "DJANGO_SETTINGS_MODULE": "omtx_hub.settings"}
+    done = run([sys.executable, "manage.py", "check", "--deploy"], env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "System check identified no issues (0 silenced).", done.stdout + done.stderr
+
+
+def test_log_file_gets_the_same_lines_as_the_console(tmp_path: Path) -> None:
+    log = tmp_path / "hub.log"
+    env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
+    env |= {"LOG_FILE": str(log), "LOG_FORMAT": "json", "DJANGO_SETTINGS_MODULE": "omtx_hub.settings"}
+    code = "import django, logging; django.setup(); logging.getLogger('omtx.deploy').warning('to both')"
+    done = run([sys.executable, "-c", code], env)
+    assert done.returncode == 0, done.stderr
+    [line] = [json.loads(text) for text in log.read_text().splitlines()]
+    assert (line["logger"], line["message"]) == ("omtx.deploy", "to both")
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == line
