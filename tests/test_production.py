@@ -264,6 +264,8 @@ def test_the_healthcheck_names_a_host_the_hub_accepts() -> None:
 def test_production_logs_are_json_lines(hub: Hub) -> None:
     records = [json.loads(line) for line in hub.log.read_text().splitlines() if line.startswith("{")]
     assert any(record["logger"] == "monitoring.readiness" for record in records)
+    # Cloud Logging files a line by `severity`; without it, stderr lines are all ERROR.
+    assert all(record["severity"] == record["level"] for record in records)
 
 
 def manifest(hub: Hub) -> dict[str, str]:
