@@ -224,7 +224,7 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "media/"
-# Hashed names (cached for a year, immutable) and gzip/brotli copies, written by collectstatic;
+# Hashed names (cached for a year, immutable) and gzip copies, written by collectstatic;
 # `{% static %}` then needs its manifest, so only where collectstatic has run: production
 # (the image collects at build time), or wherever OMTX_STATIC_MANIFEST says so.
 OMTX_STATIC_MANIFEST = env_bool("OMTX_STATIC_MANIFEST", PRODUCTION)
@@ -446,8 +446,8 @@ if OMTX_POD_IP:
 # Prometheus scrapes each pod over plain HTTP inside the cluster, with its bearer token: a
 # redirect to https would fail the scrape, as it would the health probes (exempted above).
 SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
-# Besides stdout (where the platform collects logs), a file, when set: opened in append mode
-# and reopened when logrotate moves it (WatchedFileHandler), in the LOG_FORMAT of the console.
+# Besides the console (stderr, where the platform collects logs), a file, when set: appended to,
+# reopened when logrotate moves it (WatchedFileHandler), in the LOG_FORMAT of the console.
 LOG_FILE = env_str("LOG_FILE", "")
 if LOG_FILE:
     LOGGING["handlers"]["file"] = {  # type: ignore[index]
