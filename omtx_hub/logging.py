@@ -21,13 +21,17 @@ class RequestIdFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """time (UTC, ISO 8601), level, logger, message, request_id, exc_info as text, and any
-    `extra=` fields; values JSON cannot hold are written with their repr."""
+    """time (UTC, ISO 8601), level (and severity, its copy for Cloud Logging), logger, message,
+    request_id, exc_info as text, and any `extra=` fields; values JSON cannot hold are written
+    with their repr."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
+            # Google Cloud Logging reads a JSON line's level from this field; without it, every
+            # line on stderr (the console handler's stream) is filed as ERROR.
+            "severity": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
             "request_id": request_id.current(),

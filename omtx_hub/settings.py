@@ -102,6 +102,10 @@ MIDDLEWARE = [
     "monitoring.middleware.RequestTiming",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the image (collected at build time) without a separate web server;
+    # after SecurityMiddleware, so they get its headers (HSTS), before everything that reads
+    # a session, a user or a rate-limit bucket for them.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "omtx_hub.middleware.ApiInputGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -216,12 +220,24 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# Outside VAR_DIR in the image (STATIC_ROOT=/app/staticfiles): VAR_DIR is a volume there, which
+# would hide what the build collected.
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+# WhiteNoise reads it at start (and warns when it is missing, as before a first collectstatic).
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "media/"
+# Hashed names (cached for a year, immutable) and gzip copies, written by collectstatic;
+# `{% static %}` then needs its manifest, so only where collectstatic has run: production
+# (the image collects at build time), or wherever OMTX_STATIC_MANIFEST says so.
+OMTX_STATIC_MANIFEST = env_bool("OMTX_STATIC_MANIFEST", PRODUCTION)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if OMTX_STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
 }
 
 # DRF applies Django's body limit to JSON (and to a form's fields, not its files):
@@ -473,3 +489,33 @@ TEMPLATES[0]["OPTIONS"].setdefault("libraries", {})["webhooks"] = "batches.webho
 # The delivery status enum's name in the OpenAPI schema (batches and jobs have a `status` too).
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["WebhookDeliveryStatusEnum"] = "batches.webhooks.models.DeliveryStatus"  # type: ignore[index]
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["WebhookEventEnum"] = "batches.webhooks.models.WebhookEvent"  # type: ignore[index]
+
+# --- Deployment (issue 11) ---
+# docs/deployment.md. Production refuses to start without its own key: the development key
+# would sign sessions anyone can forge. Raised here, at import, so every process stops before
+# serving (gunicorn's worker, daphne, each management command); `manage.py check` still
+# reports omtx.E001 for a non-production environment running on the development key.
+if PRODUCTION and not os.environ.get("SECRET_KEY"):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set: ENVIRONMENT=production refuses to start with the development key (omtx.E001). "
+        "Set SECRET_KEY to a long random value (docs/deployment.md, 'Secrets')."
+    )
+# The pod's own address (Kubernetes downward API, status.podIP): the kubelet's probes and
+# Prometheus reach a pod by it, and send it as the Host header.
+OMTX_POD_IP = env_str("OMTX_POD_IP", "")
+if OMTX_POD_IP:
+    ALLOWED_HOSTS = [*ALLOWED_HOSTS, OMTX_POD_IP]
+# Prometheus scrapes each pod over plain HTTP inside the cluster, with its bearer token: a
+# redirect to https would fail the scrape, as it would the health probes (exempted above).
+SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
+# Besides the console (stderr, where the platform collects logs), a file, when set: appended to,
+# reopened when logrotate moves it (WatchedFileHandler), in the LOG_FORMAT of the console.
+LOG_FILE = env_str("LOG_FILE", "")
+if LOG_FILE:
+    LOGGING["handlers"]["file"] = {  # type: ignore[index]
+        "class": "logging.handlers.WatchedFileHandler",
+        "filename": LOG_FILE,
+        "formatter": LOG_FORMAT,
+        "filters": ["request_id"],
+    }
+    LOGGING["root"]["handlers"].append("file")  # type: ignore[index]

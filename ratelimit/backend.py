@@ -154,6 +154,10 @@ class Backend:
         due, self._restore_due = self._restore_due, False
         return due
 
+    def restore_later(self) -> None:
+        """The copy taken by `take_restore_due` could not be made: ask again next time."""
+        self._restore_due = True
+
     def _blocked_view(self) -> dict[str, float]:
         remote = self._remote_view()
         if self.client is not None and self.breaker.state == "closed" and not self.breaker.counts.consecutive_failures:

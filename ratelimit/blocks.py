@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -82,7 +83,14 @@ def blocked_until(ip: str) -> float | None:
     backend = get_backend()
     until = backend.blocked_until(ip)
     if backend.take_restore_due() and not _table_held:
-        republish_blocks()
+        try:
+            republish_blocks()
+        except DatabaseError:
+            # The table is not there yet (a new hub before its release step) or the database
+            # is down: answer from what Redis holds, so /health and /health/ready still say
+            # which, and copy on a later request.
+            backend.restore_later()
+            return until
         until = backend.blocked_until(ip)
     return until
 
