@@ -21,6 +21,7 @@ from batches.catalog import TYPED_COLUMNS
 from batches.models import Batch, Job
 from batches.result_store.client import TIMEOUT, WRITES, batch_ref, client, jobs_ref
 from batches.result_store.documents import job_document
+from batches.result_store.encoding import set_write
 from batches.states import COUNTER_FIELD
 
 # Firestore's cap on the writes of one commit.
@@ -80,8 +81,12 @@ def _write(batch: Batch, jobs: Iterator[Job], progress: Callable[[int], None] | 
     written = 0
     for chunk in _chunks(jobs, WRITES_PER_COMMIT):
         writes = client().batch()
-        for job in chunk:
-            writes.set(collection.document(str(job.pk)), job_document(job, model=batch.model))
+        writes._add_write_pbs(
+            [
+                set_write(collection.document(str(job.pk))._document_path, job_document(job, model=batch.model))
+                for job in chunk
+            ]
+        )
         _commit(writes, len(chunk))
         written += len(chunk)
         if progress is not None:
@@ -101,8 +106,9 @@ def _commit(writes: Any, count: int) -> None:
 def _delete_stale(batch: Batch) -> int:
     """Documents whose job is not the batch's any more, read and checked a page at a time."""
     deleted = 0
-    pages = _chunks(jobs_ref(batch.pk).list_documents(page_size=WRITES_PER_COMMIT), WRITES_PER_COMMIT)
-    for refs in pages:
+    # Names only (an empty projection), streamed: one query, however many documents.
+    names = (snapshot.reference for snapshot in jobs_ref(batch.pk).select([]).stream(timeout=TIMEOUT))
+    for refs in _chunks(names, WRITES_PER_COMMIT):
         ids = [ref.id for ref in refs]
         kept = {
             str(pk) for pk in Job.objects.filter(batch_id=batch.pk, pk__in=_uuids(ids)).values_list("pk", flat=True)
