@@ -94,7 +94,7 @@ def _sql_order(keys: list[tuple[float | None, int]]) -> list[tuple[float | None,
 def test_order_strings_sort_as_the_database_ranks() -> None:
     rng = random.Random(11)
     pool = [0.0, -0.0, 1.0, -1.0, 1e-300, -1e-300, 5e-324, 1e300, -1e300, 0.5, 2.0, None]
-    keys = [(rng.choice(pool + [rng.uniform(-1e6, 1e6)]), i) for i in range(3000)]
+    keys = [(rng.choice([*pool, rng.uniform(-1e6, 1e6)]), i) for i in range(3000)]
     by_string = sorted(keys, key=lambda item: order_string(*item))
     assert by_string == _sql_order(keys)
 
