@@ -436,8 +436,10 @@ GS_IAM_SIGN_BLOB = env_bool("GS_IAM_SIGN_BLOB", False)
 GS_SA_EMAIL = env_str("GS_SA_EMAIL", "") or None
 if GS_BUCKET_NAME:
     from datetime import timedelta
+    from typing import Any, cast
 
-    STORAGES["default"] = {
+    # cast: STORAGES above holds backends only (str → str); this entry has options too.
+    cast(dict[str, Any], STORAGES)["default"] = {
         "BACKEND": "storages.backends.gcloud.GoogleCloudStorage",
         "OPTIONS": {
             "bucket_name": GS_BUCKET_NAME,

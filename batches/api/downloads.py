@@ -13,7 +13,7 @@ from django.core.files.storage import storages
 from django.http import FileResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.utils.http import content_disposition_header
-from storages.backends.gcloud import GoogleCloudStorage
+from storages.backends.gcloud import GoogleCloudStorage  # type: ignore[import-untyped]
 
 
 def artifact_response(name: str, *, filename: str, content_type: str) -> HttpResponseBase:
