@@ -26,12 +26,12 @@ PEAK_BYTES = 24 * 1024 * 1024
 SANITY_SECONDS = 600
 
 
-def _large_batch(owner: User) -> Batch:
+def _large_batch(owner: User, n: int = N) -> Batch:
     spec = get_model("ligand-profile")
     target, _ = Target.objects.get_or_create(sequence_sha256="e" * 64, defaults={"sequence": "MENFQ", "length": 5})
     batch = Batch.objects.create(owner=owner, name="large", model=spec.name, model_version=spec.version, target=target)
     jobs = []
-    for i in range(N):
+    for i in range(n):
         qed = round((i * 7919 % 1000) / 1000, 3)
         result = {"qed": qed, "mol_weight": 100.0 + i % 400, "clogp": (i % 13) - 4.0, "tpsa": 40.5, "hbd": i % 4}
         result |= {"hba": i % 6, "rotatable_bonds": i % 9, "heavy_atoms": 12, "inchikey": "A" * 27, "formula": "C6H6"}
@@ -52,7 +52,7 @@ def _large_batch(owner: User) -> Batch:
             )
         )
     Job.objects.bulk_create(jobs, batch_size=2000)
-    Batch.objects.filter(pk=batch.pk).update(n_total=N, n_succeeded=N, status="completed")
+    Batch.objects.filter(pk=batch.pk).update(n_total=n, n_succeeded=n, status="completed")
     batch.refresh_from_db()
     return batch
 
