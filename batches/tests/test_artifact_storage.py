@@ -192,8 +192,8 @@ def _storages_with(env: dict[str, str]) -> dict[str, Any]:
         "import json, django; django.setup(); from django.conf import settings; "
         "print(json.dumps(settings.STORAGES, default=str))"
     )
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "omtx_hub.settings", **env}
-    environment.pop("GS_BUCKET_NAME", None) if "GS_BUCKET_NAME" not in env else None
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith("GS_")}
+    environment = {**inherited, "DJANGO_SETTINGS_MODULE": "omtx_hub.settings", **env}
     done = subprocess.run(  # nosec B603 (this interpreter, fixed arguments)
         [sys.executable, "-c", code], cwd=REPO, env=environment, capture_output=True, text=True, check=True
     )
