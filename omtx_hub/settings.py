@@ -519,3 +519,44 @@ if LOG_FILE:
         "filters": ["request_id"],
     }
     LOGGING["root"]["handlers"].append("file")  # type: ignore[index]
+
+# --- Result store and artifacts (issue 11) ---
+# docs/result-store.md. Where the results API reads job rows from: "database" (default) or
+# "firestore" (GCP_PROJECT_ID and FIRESTORE_DATABASE above; check omtx.E201 refuses firestore
+# without a project). The database stays the authority either way: the dispatcher copies
+# results to Firestore after its commits, and the API reads Firestore only for what it can
+# answer exactly as the database would.
+OMTX_RESULT_STORE = env_str("OMTX_RESULT_STORE", "database")
+if OMTX_RESULT_STORE not in ("database", "firestore"):
+    raise ImproperlyConfigured(f"OMTX_RESULT_STORE={OMTX_RESULT_STORE!r}: use database or firestore")
+# Collections are <prefix>_batches/{batch id} (the summary) and …/jobs/{job id} (one per job),
+# so two hubs (or test runs) can share one Firestore database.
+OMTX_FIRESTORE_PREFIX = env_str("OMTX_FIRESTORE_PREFIX", "omtx")
+# Artifacts (structures, export files): the local filesystem under MEDIA_ROOT, or a Google
+# Cloud Storage bucket when GS_BUCKET_NAME is set (django-storages; credentials from the
+# environment's Application Default Credentials, or GOOGLE_APPLICATION_CREDENTIALS).
+GS_BUCKET_NAME = env_str("GS_BUCKET_NAME", "")
+# Downloads from the bucket redirect to a signed URL valid this long.
+OMTX_SIGNED_URL_SECONDS = env_int("OMTX_SIGNED_URL_SECONDS", 900, minimum=1)
+# On GKE with Workload Identity there is no private key to sign with: sign through the IAM
+# signBlob API as this service account instead (roles/iam.serviceAccountTokenCreator).
+GS_IAM_SIGN_BLOB = env_bool("GS_IAM_SIGN_BLOB", False)
+GS_SA_EMAIL = env_str("GS_SA_EMAIL", "") or None
+if GS_BUCKET_NAME:
+    from datetime import timedelta
+    from typing import Any, cast
+
+    # cast: STORAGES above holds backends only (str → str); this entry has options too.
+    cast(dict[str, Any], STORAGES)["default"] = {
+        "BACKEND": "storages.backends.gcloud.GoogleCloudStorage",
+        "OPTIONS": {
+            "bucket_name": GS_BUCKET_NAME,
+            "project_id": GCP_PROJECT_ID or None,
+            "expiration": timedelta(seconds=OMTX_SIGNED_URL_SECONDS),
+            # As the filesystem does: a second file of one name gets a new name, never
+            # overwrites the first (two ligands of one batch may share a name).
+            "file_overwrite": False,
+            "iam_sign_blob": GS_IAM_SIGN_BLOB,
+            "sa_email": GS_SA_EMAIL,
+        },
+    }

@@ -26,7 +26,9 @@ from batches.api import representations as rep
 from batches.api.pagination import Pagination, ResultsPagination
 from batches.api.params import instant, thresholds
 from batches.models import Batch
+from batches.result_store.reader import StoreUnavailable, store_ranking
 from batches.selectors import (
+    Ranking,
     batch_get,
     batch_list,
     batch_status_get,
@@ -126,14 +128,23 @@ def results_page(*, request: Request, batch_id: str | UUID) -> dict[str, Any]:
 
 
 def _results(request: Request, batch: Batch) -> dict[str, Any]:
+    """From the result store when it can give the database's answer (result_store/reader.py),
+    else from the database."""
     params = request.query_params
+    sort, order = params.get("sort"), params.get("order")
     ranking = results_ranking(
-        batch=batch,
-        sort=params.get("sort"),
-        order=params.get("order"),
-        status=params.get("status", "succeeded"),
-        thresholds=thresholds(params),
+        batch=batch, sort=sort, order=order, status=params.get("status", "succeeded"), thresholds=thresholds(params)
     )
+    stored = store_ranking(ranking, batch=batch, sort=sort, order=order)
+    if stored is not None:
+        try:
+            return _results_page(request, batch, stored)
+        except StoreUnavailable:
+            pass  # counted and logged by the reader; the database answers
+    return _results_page(request, batch, ranking)
+
+
+def _results_page(request: Request, batch: Batch, ranking: Ranking) -> dict[str, Any]:
     paginator = ResultsPagination()
     page = paginator.paginate_ranking(ranking, request)
     response = paginator.get_paginated_response([rep.job_row(job, request, rank=rank) for rank, job in page])

@@ -1,10 +1,9 @@
 """v3 batch endpoints. Views parse, call one service or selector, and render."""
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -17,6 +16,7 @@ from rest_framework.views import APIView
 from batches import exports
 from batches.api import cached_reads, schema_inputs, schemas
 from batches.api import representations as rep
+from batches.api.downloads import artifact_response
 from batches.api.inputs import (
     LegacySubmissionSerializer,
     SubmissionSerializer,
@@ -275,14 +275,7 @@ class ExportFileDownload(APIView):
         if export.status != ExportStatus.READY:
             raise Conflict("The export is not built yet; poll its url.", code="export_not_ready")
         content_type, suffix = exports.FORMATS[export.format]
-        filename = f"batch-{export.batch_id}.{suffix}"
-        url = default_storage.url(export.file)
-        if urlsplit(url).scheme in ("http", "https"):
-            # A storage that signs its URLs (GCS) serves the bytes itself.
-            return HttpResponseRedirect(url)
-        return FileResponse(
-            default_storage.open(export.file, "rb"), as_attachment=True, filename=filename, content_type=content_type
-        )
+        return artifact_response(export.file, filename=f"batch-{export.batch_id}.{suffix}", content_type=content_type)
 
 
 def _export_file(export: ExportFile, request: Request) -> dict[str, Any]:
@@ -337,7 +330,7 @@ class JobStructure(APIView):
         parameters=[schema_inputs.BATCH_ID, schema_inputs.JOB_ID],
         responses=schemas.with_errors(schemas.structure_responses(), 404),
     )
-    def get(self, request: Request, batch_id: str, job_id: str, fmt: str | None = None) -> FileResponse:
+    def get(self, request: Request, batch_id: str, job_id: str, fmt: str | None = None) -> HttpResponseBase:
         job = job_get(batch=batch_get(user=request.user, batch_id=batch_id), job_id=job_id)
         if not job.artifact or not default_storage.exists(job.artifact.name):
             raise NotFound("This job has no structure file.", code="no_structure")
@@ -347,12 +340,7 @@ class JobStructure(APIView):
         content_type = {"sdf": "chemical/x-mdl-sdfile", "cif": "chemical/x-mmcif"}.get(
             suffix, "application/octet-stream"
         )
-        return FileResponse(
-            default_storage.open(job.artifact.name, "rb"),
-            as_attachment=True,
-            filename=f"{job.name}.{suffix}",
-            content_type=content_type,
-        )
+        return artifact_response(job.artifact.name, filename=f"{job.name}.{suffix}", content_type=content_type)
 
 
 class JobDownload(JobStructure):
@@ -363,7 +351,7 @@ class JobDownload(JobStructure):
         parameters=[schema_inputs.BATCH_ID, schema_inputs.JOB_ID, schema_inputs.STRUCTURE_FORMAT],
         responses=schemas.with_errors(schemas.structure_responses(), 404),
     )
-    def get(self, request: Request, batch_id: str, job_id: str, fmt: str | None = None) -> FileResponse:
+    def get(self, request: Request, batch_id: str, job_id: str, fmt: str | None = None) -> HttpResponseBase:
         return super().get(request, batch_id, job_id, fmt)
 
 

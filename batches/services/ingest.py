@@ -24,6 +24,7 @@ from batches.catalog import get_model
 from batches.engine.types import JobOutcome
 from batches.models import Job
 from batches.registry import ModelSpec
+from batches.result_store import hooks as result_store_hooks
 from batches.services.retry import retry_decision
 from batches.services.transitions import apply_counts, held_jobs, lock_batches, update_held_rows
 from batches.states import FailureReason, JobStatus
@@ -79,6 +80,8 @@ def deliveries_apply(*, deliveries: list[Delivery]) -> IngestReport:
     for batch_id in sorted(by_batch, key=str):
         with transaction.atomic():
             refused += _apply_batch(batch_id, by_batch[batch_id], report)
+            # After the commit, a copy for the result store (when on); its failure fails nothing.
+            result_store_hooks.after_ingest(batch_id=batch_id, job_ids=[d.outcome.job_id for d in by_batch[batch_id]])
     report.refused = len(refused)
     report.applied = len(deliveries) - report.refused
     for delivery in refused:
