@@ -77,7 +77,10 @@ class Relay:
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             for socket in list(self.sockets.get(str(event.get("batch")), ())):
-                await socket.relay(event)
+                try:
+                    await socket.relay(event)
+                except Exception as exc:  # one socket closing mid-send must not stop the others'
+                    log.warning("live: relaying to a socket failed: %r", exc)
 
 
 _relays: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Relay]" = weakref.WeakKeyDictionary()

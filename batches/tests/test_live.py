@@ -438,3 +438,31 @@ def test_a_page_of_another_site_cannot_use_the_cookie(owner: User, make_batch: C
 
     connected, _ = run(scenario)
     assert not connected  # refused before the handshake completes (channels' origin check)
+
+
+def test_a_socket_that_fails_a_send_does_not_stop_the_others(
+    owner: User, make_batch: Callable[..., Batch], broadcasts_only: None
+) -> None:
+    from batches.live.relay import relay
+    from batches.services.lifecycle import batch_set_priority
+
+    batch = make_batch()
+    raw = token_for(owner)
+
+    class Broken:
+        async def relay(self, event: dict[str, Any]) -> None:
+            raise ConnectionResetError("gone mid-send")
+
+    async def scenario() -> None:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        snapshot = await open_snapshot(ws)
+        broken = Broken()
+        await relay().join(str(batch.pk), broken)
+        for priority in (1, 2):
+            await sync_to_async(batch_set_priority)(batch=batch, priority=priority)
+            assert await sync_to_async(broadcaster.drain)()
+            assert (await ws.receive_json_from(timeout=5))["version"] > snapshot["version"]
+        await relay().leave(str(batch.pk), broken)
+        await ws.disconnect()
+
+    run(scenario)
