@@ -376,9 +376,11 @@ def test_a_burst_of_completions_becomes_a_few_deltas(
         assert deltas[-1]["status"]["progress"]["succeeded"] == completed == batch.n_total
         commits = completed // 5 + 1  # and the claim
         sent = broadcaster.stats["messages"] - before
-        # One delta at once, then at most one per interval while the burst lasts, one after.
+        # One delta at once, then at most one per interval while the burst lasts, and the
+        # flushes of the last intervals after it (a loaded machine delays the flusher's clock
+        # against the burst's, so allow a few).
         interval = settings.OMTX_LIVE_COALESCE_MS / 1000
-        assert len(deltas) <= sent <= 2 + seconds / interval
+        assert len(deltas) <= sent <= 4 + seconds / interval
         assert sent < commits / 4, f"{sent} deltas for {commits} commits"
         await ws.disconnect()
 
