@@ -45,13 +45,15 @@ typecheck: install-dev
 fuzz: install-dev
 	PY=$(PY) .ci/fuzz
 
-## Measure against the targets in docs/performance.md (the PostgreSQL ones need DATABASE_URL=postgres://…).
+## Measure against the targets in docs/performance.md (the PostgreSQL ones need DATABASE_URL=postgres://…, the websocket one REDIS_URL too).
 bench: install-dev
 	$(PY) benchmarks/run.py
 	@case "$$DATABASE_URL" in postgres*) \
 	  $(PY) benchmarks/dispatch.py && $(PY) benchmarks/submit.py && $(PY) benchmarks/status_poll.py && \
 	  $(PY) benchmarks/results.py && $(PY) benchmarks/export.py ;; \
 	  *) echo "dispatch, submit, http, results and export benchmarks skipped: set DATABASE_URL to PostgreSQL" ;; esac
+	@case "$$DATABASE_URL,$$REDIS_URL" in postgres*,redis*) $(PY) benchmarks/websockets.py ;; \
+	  *) echo "websocket benchmark skipped: set DATABASE_URL to PostgreSQL and REDIS_URL" ;; esac
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
