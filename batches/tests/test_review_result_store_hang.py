@@ -60,3 +60,23 @@ def test_the_summary_write_gives_up_within_the_store_timeout(silent_firestore: N
     threading.Thread(target=write, daemon=True).start()
     # The store's own bound (TIMEOUT, 10 s) and some slack; the transaction retries for 60 s.
     assert ended.wait(client.TIMEOUT * 2), "the summary write held its thread past twice the store's timeout"
+
+
+def test_the_results_api_s_store_check_gives_up_within_the_store_timeout(silent_firestore: None) -> None:
+    """Every results page with the store on first counts the batch's succeeded documents
+    (reader._succeeded_documents); a web worker waits on it."""
+    import uuid
+
+    from batches.models import Batch
+    from batches.result_store import reader
+
+    batch = Batch(pk=uuid.uuid4())
+    ended = threading.Event()
+
+    def count() -> None:
+        with contextlib.suppress(Exception):
+            reader._read(lambda: reader._succeeded_documents(batch))
+        ended.set()
+
+    threading.Thread(target=count, daemon=True).start()
+    assert ended.wait(client.TIMEOUT * 2), "the results API's count held its worker past twice the store's timeout"
