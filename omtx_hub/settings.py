@@ -532,6 +532,12 @@ if OMTX_RESULT_STORE not in ("database", "firestore"):
 # Collections are <prefix>_batches/{batch id} (the summary) and …/jobs/{job id} (one per job),
 # so two hubs (or test runs) can share one Firestore database.
 OMTX_FIRESTORE_PREFIX = env_str("OMTX_FIRESTORE_PREFIX", "omtx")
+# Seconds one Firestore call (a read, a commit, the summary's read and write) may take, retries
+# included, before the caller falls back to the database (a read) or counts the failure (a write).
+OMTX_RESULT_STORE_TIMEOUT_SECONDS = env_float("OMTX_RESULT_STORE_TIMEOUT_SECONDS", 10.0, minimum=0.01)
+# After a failed call this process leaves Firestore alone this long: the dispatcher skips its
+# writes (sync_result_store repairs them) and the results API reads the database.
+OMTX_RESULT_STORE_BACKOFF_SECONDS = env_float("OMTX_RESULT_STORE_BACKOFF_SECONDS", 30.0, minimum=0.0)
 # Artifacts (structures, export files): the local filesystem under MEDIA_ROOT, or a Google
 # Cloud Storage bucket when GS_BUCKET_NAME is set (django-storages; credentials from the
 # environment's Application Default Credentials, or GOOGLE_APPLICATION_CREDENTIALS).

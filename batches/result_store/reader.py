@@ -7,7 +7,9 @@ row's counter. A succeeded job never changes again, and its document is written 
 the commit that made it succeeded, so equal counts mean the same rows. Anything else is read
 from the database: other statuses (they change without a write to the store: claims,
 retries, cancels), thresholds (Firestore would order by the filtered field first), a page
-holding a cut row (documents.py), the store off or failing.
+holding a cut row (documents.py), the store off or failing. Every call has a deadline
+(OMTX_RESULT_STORE_TIMEOUT_SECONDS) and, after a failure, this process reads the database
+without asking Firestore for OMTX_RESULT_STORE_BACKOFF_SECONDS (breaker.py).
 """
 
 import logging
@@ -21,8 +23,8 @@ from google.cloud.firestore import FieldFilter
 
 from batches.catalog import get_model
 from batches.models import Batch, Job
-from batches.result_store import enabled
-from batches.result_store.client import READS, TIMEOUT, jobs_ref
+from batches.result_store import breaker, enabled
+from batches.result_store.client import ONCE, READS, jobs_ref, timeout
 from batches.result_store.documents import after_bound, exact, job_from_document, order_field, rank_key
 from batches.selectors import Ranking
 from batches.states import JobStatus
@@ -61,7 +63,7 @@ class StoreRanking(Ranking):
 
     def _page(self, query: Any) -> list[Job]:
         try:
-            docs = [snapshot.to_dict() for snapshot in _read(lambda: list(query.stream(timeout=TIMEOUT)))]
+            docs = [snapshot.to_dict() for snapshot in _read(lambda: list(query.stream(retry=ONCE, timeout=timeout())))]
         except StoreUnavailable:
             READS.labels("database_error").inc()
             raise
@@ -99,6 +101,8 @@ def _database_reason(ranking: Ranking, batch: Batch) -> str | None:
         return "disabled"
     if ranking.thresholded or ranking.statuses != [JobStatus.SUCCEEDED]:
         return "query"
+    if breaker.is_open():
+        return "backoff"
     try:
         stored = _read(lambda: _succeeded_documents(batch))
     except StoreUnavailable:
@@ -108,13 +112,16 @@ def _database_reason(ranking: Ranking, batch: Batch) -> str | None:
 
 def _succeeded_documents(batch: Batch) -> int:
     query = jobs_ref(batch.pk).where(filter=FieldFilter("status", "==", JobStatus.SUCCEEDED.value))
-    result = query.count().get(timeout=TIMEOUT)
+    result = query.count().get(retry=ONCE, timeout=timeout())
     return int(result[0][0].value)
 
 
 def _read(call: Any) -> Any:
+    if breaker.is_open():
+        raise StoreUnavailable("backoff")
     try:
         return call()
-    except (GoogleAPIError, GoogleAuthError, OSError) as exc:
+    except (GoogleAPIError, GoogleAuthError, OSError, ValueError) as exc:
+        breaker.trip()
         log.warning("result store read failed (%r); reading the database", exc)
         raise StoreUnavailable("error") from exc

@@ -15,11 +15,12 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db.models import QuerySet
+from google.api_core.exceptions import AlreadyExists, FailedPrecondition
 from google.cloud import firestore
 
 from batches.catalog import TYPED_COLUMNS
 from batches.models import Batch, Job
-from batches.result_store.client import TIMEOUT, WRITES, batch_ref, client, jobs_ref
+from batches.result_store.client import ONCE, WRITES, batch_ref, client, jobs_ref, retry, timeout
 from batches.result_store.documents import job_document
 from batches.result_store.encoding import set_write
 from batches.states import COUNTER_FIELD
@@ -28,6 +29,8 @@ from batches.states import COUNTER_FIELD
 WRITES_PER_COMMIT = 500
 # Jobs per database fetch while streaming a batch.
 CHUNK = 2000
+# Reads and writes of a summary that another writer keeps replacing in between.
+SUMMARY_ATTEMPTS = 3
 ROW_FIELDS = (
     *("id", "batch_id", "index", "name", "input_smiles", "canonical_smiles", "standardization", "status"),
     *("result", "failure_reason", "failure_message", "artifact", *sorted(TYPED_COLUMNS)),
@@ -96,7 +99,7 @@ def _write(batch: Batch, jobs: Iterator[Job], progress: Callable[[int], None] | 
 
 def _commit(writes: Any, count: int) -> None:
     try:
-        writes.commit(timeout=TIMEOUT)
+        writes.commit(retry=retry(), timeout=timeout())
     except Exception:
         WRITES.labels("failed").inc(count)
         raise
@@ -107,7 +110,7 @@ def _delete_stale(batch: Batch) -> int:
     """Documents whose job is not the batch's any more, read and checked a page at a time."""
     deleted = 0
     # Names only (an empty projection), streamed: one query, however many documents.
-    names = (snapshot.reference for snapshot in jobs_ref(batch.pk).select([]).stream(timeout=TIMEOUT))
+    names = (snapshot.reference for snapshot in jobs_ref(batch.pk).select([]).stream(retry=ONCE, timeout=timeout()))
     for refs in _chunks(names, WRITES_PER_COMMIT):
         ids = [ref.id for ref in refs]
         kept = {
@@ -118,7 +121,7 @@ def _delete_stale(batch: Batch) -> int:
             writes = client().batch()
             for ref in stale:
                 writes.delete(ref)
-            writes.commit(timeout=TIMEOUT)
+            writes.commit(retry=retry(), timeout=timeout())
             deleted += len(stale)
     return deleted
 
@@ -149,7 +152,7 @@ def summary_write(batch: Batch, *, synced: bool = False) -> None:
     if synced:
         # The version the whole batch was last rewritten at (by the re-sync).
         summary["synced_version"] = batch.version
-    _store_summary(client().transaction(), batch_ref(batch.pk), summary)
+    _store_summary(batch_ref(batch.pk), summary)
 
 
 SUMMARY_FIELDS = ("id", "owner_id", "model", "status", "version", "n_total", *COUNTER_FIELD.values(), "n_reused")
@@ -169,14 +172,31 @@ def _summary(batch: Batch) -> dict[str, Any]:
     }
 
 
-@firestore.transactional
-def _store_summary(transaction: Any, ref: Any, summary: dict[str, Any]) -> None:
-    stored = ref.get(transaction=transaction)
-    if stored.exists and (stored.get("version") or 0) > summary["version"]:
+def _store_summary(ref: Any, summary: dict[str, Any]) -> None:
+    """Read, then write on condition that the document is still what was read (created if it
+    was missing, last_update_time if it was there), again after another writer's change.
+    No transaction: a transaction's begin and read took no timeout (60 s of retries against
+    a silent Firestore, then a ValueError); each call here ends within timeout()."""
+    for _ in range(SUMMARY_ATTEMPTS):
+        stored = ref.get(retry=retry(), timeout=timeout())
+        if stored.exists and (stored.get("version") or 0) > summary["version"]:
+            return
+        try:
+            _put_summary(ref, stored, summary)
+        except (AlreadyExists, FailedPrecondition):
+            continue  # written in between: read it again
         return
-    if stored.exists and "synced_version" not in summary:
-        summary["synced_version"] = stored.to_dict().get("synced_version")
-    transaction.set(ref, summary)
+
+
+def _put_summary(ref: Any, stored: Any, summary: dict[str, Any]) -> None:
+    if not stored.exists:
+        ref.create(summary, retry=retry(), timeout=timeout())
+        return
+    # A pass keeps the version the whole batch was last rewritten at; the re-sync sets its own.
+    values = {"synced_version": stored.to_dict().get("synced_version"), **summary}
+    # update() replaces each named field whole (counts included): the document becomes `values`.
+    unchanged = client().write_option(last_update_time=stored.update_time)
+    ref.update(values, option=unchanged, retry=retry(), timeout=timeout())
 
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

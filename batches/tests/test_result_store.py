@@ -2,9 +2,14 @@
 the ingest's commit and read back, retried writes that replace instead of adding, the
 results API giving the database's answer byte for byte, and every fallback to the database."""
 
+import contextlib
 import json
-from collections.abc import Callable
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
+from uuid import UUID
 
 import pytest
 from django.contrib.auth.models import User
@@ -12,12 +17,12 @@ from django.core import signing
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from google.api_core.exceptions import ServiceUnavailable
+from google.api_core.exceptions import DeadlineExceeded, GoogleAPIError, ServiceUnavailable
 from rest_framework.test import APIClient
 
 from batches.catalog import get_model
 from batches.models import Batch, Job
-from batches.result_store import hooks, reader, writer
+from batches.result_store import breaker, client, hooks, reader, writer
 from batches.result_store.client import jobs_ref
 from batches.result_store.documents import TEXT_LIMIT
 from batches.states import JobStatus
@@ -347,3 +352,150 @@ def test_the_command_refuses_without_the_store_or_a_batch(settings: Any, db: Non
         call_command("sync_result_store")
     with pytest.raises(CommandError, match="not a batch id"):
         call_command("sync_result_store", "nope")
+
+
+# --- a Firestore that does not answer (review finding 2) ----------------------------
+
+
+@pytest.fixture
+def silent_firestore(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
+    """The store on, its address accepting connections and never answering (a black hole, as
+    a network partition looks), a short store timeout; yields that timeout. No thread of the
+    fixture outlives the test."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.05)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(server.accept()[0])
+
+    acceptor = threading.Thread(target=accept)
+    acceptor.start()
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{server.getsockname()[1]}")
+    settings.OMTX_RESULT_STORE = "firestore"
+    settings.GCP_PROJECT_ID = "omtx-test-silent"
+    settings.FIRESTORE_DATABASE = "(default)"
+    settings.OMTX_RESULT_STORE_TIMEOUT_SECONDS = 0.5
+    settings.OMTX_RESULT_STORE_BACKOFF_SECONDS = 60.0
+    client._client.cache_clear()
+    breaker.reset()
+    yield settings.OMTX_RESULT_STORE_TIMEOUT_SECONDS
+    client.client()._firestore_api._transport.close()
+    client._client.cache_clear()
+    breaker.reset()
+    stop.set()
+    acceptor.join()
+    server.close()
+    for conn in held:
+        conn.close()
+
+
+def _in_thread(call: Callable[[], Any], seconds: float) -> BaseException | None:
+    """Run `call` on a thread as the dispatcher's or a web worker's; assert it ended within
+    `seconds` and return what it raised."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # handed to the test
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"the call held its thread past {seconds} s"
+    return raised[0] if raised else None
+
+
+def test_the_summary_write_gives_up_within_the_store_timeout(silent_firestore: float) -> None:
+    """It ran in a Firestore transaction whose begin and read had no timeout: 60 s of
+    retries, then a ValueError nobody caught."""
+    summary = {"batch_id": "b", "version": 1}
+    raised = _in_thread(lambda: writer._store_summary(client.batch_ref("b"), summary), silent_firestore * 4)
+    assert isinstance(raised, GoogleAPIError), raised
+
+
+def test_the_results_count_gives_up_within_the_store_timeout(silent_firestore: float) -> None:
+    """The count's stream reopened itself for as long as the error was retryable, whatever
+    the timeout; every results page with the store on waits on it."""
+    batch = Batch(pk=uuid.uuid4())
+    raised = _in_thread(lambda: reader._read(lambda: reader._succeeded_documents(batch)), silent_firestore * 4)
+    assert isinstance(raised, reader.StoreUnavailable), raised
+
+
+def test_a_silent_store_costs_the_results_api_one_timeout_then_it_reads_the_database(
+    silent_firestore: float,
+    make_batch: Callable[..., Batch],
+    run_all: Callable[[], None],
+    owner_client: APIClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch = make_batch()
+    run_all()
+    counts: list[Batch] = []
+    count = reader._succeeded_documents
+
+    def counted(batch: Batch) -> int:
+        counts.append(batch)
+        return count(batch)
+
+    monkeypatch.setattr(reader, "_succeeded_documents", counted)
+    url = f"{BATCHES}{batch.pk}/results"
+    database = owner_client.get(url).json()
+    assert len(counts) == 1 and breaker.is_open()
+    for limit in (1, 2, 3):
+        assert owner_client.get(f"{url}?limit={limit}").json()["results"] == database["results"][:limit]
+    assert len(counts) == 1, "Firestore was asked again within the backoff"
+
+
+@pytest.mark.parametrize("error", [ServiceUnavailable("down"), DeadlineExceeded("silent"), ValueError("no id")])
+def test_after_a_failed_write_the_dispatcher_skips_the_store_until_the_backoff_ends(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, error: Exception
+) -> None:
+    settings.OMTX_RESULT_STORE_BACKOFF_SECONDS = 30.0
+    breaker.reset()
+    calls: list[UUID] = []
+
+    def failing(*, batch_id: UUID, job_ids: list[str]) -> int:
+        calls.append(batch_id)
+        raise error
+
+    monkeypatch.setattr(hooks, "jobs_write", failing)
+    now = [1000.0]
+    monkeypatch.setattr("batches.result_store.breaker.monotonic", lambda: now[0])
+    first, second = uuid.uuid4(), uuid.uuid4()
+    hooks.write_quietly(first, ["a"])  # fails, logged, never raised
+    hooks.write_quietly(second, ["b"])
+    assert calls == [first]
+    assert f"sync_result_store {second}" in caplog.text and "skipped" in caplog.text
+    now[0] += 30.0
+    hooks.write_quietly(second, ["b"])
+    assert calls == [first, second]
+    breaker.reset()
+
+
+def test_a_silent_store_costs_the_dispatcher_one_timeout_then_its_writes_are_skipped(
+    silent_firestore: float,
+    make_batch: Callable[..., Batch],
+    run_all: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch = make_batch()
+    run_all()
+    job_ids = [str(pk) for pk in batch.jobs.values_list("pk", flat=True)]
+    calls: list[UUID] = []
+
+    def counted(*, batch_id: UUID, job_ids: list[str]) -> int:
+        calls.append(batch_id)
+        return writer.jobs_write(batch_id=batch_id, job_ids=job_ids)
+
+    monkeypatch.setattr(hooks, "jobs_write", counted)
+    for _ in range(3):
+        assert _in_thread(lambda: hooks.write_quietly(batch.pk, job_ids), silent_firestore * 4) is None
+    assert calls == [batch.pk] and breaker.is_open()
