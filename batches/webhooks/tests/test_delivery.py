@@ -299,6 +299,27 @@ def test_a_trickling_receiver_cannot_hold_an_attempt_past_its_deadline() -> None
     assert answer.status_code is None and answer.retryable and "timed out" in answer.error
 
 
+def test_a_dns_lookup_that_hangs_is_given_up_and_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+
+    def hanging(*args: Any, **kwargs: Any) -> list[Any]:
+        release.wait(30)  # a resolver that answers, eventually, with a closed local port
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 9))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    result: dict[str, Answer] = {}
+    worker = threading.Thread(
+        target=lambda: result.update(answer=post(url="http://slow.example/hook", body=b"{}", headers={}, timeout=0.3)),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(10)
+    release.set()
+    assert "answer" in result, "the attempt waited for the DNS answer"
+    answer = result["answer"]
+    assert answer.status_code is None and answer.retryable and "does not resolve" in answer.error
+
+
 def test_the_claim_s_lease_outlasts_the_attempt_s_deadline(settings: Any) -> None:
     for timeout in (2.0, 60.0):
         settings.OMTX_WEBHOOK_TIMEOUT_SECONDS = timeout
