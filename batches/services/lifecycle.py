@@ -15,6 +15,7 @@ from batches.changes import batches_changed_on_commit
 from batches.models import Batch, Job
 from batches.services.transitions import apply_counts, jobs_transition, lock_batches
 from batches.states import BATCH_ACTIVE, BATCH_TERMINAL, JOB_ACTIVE, BatchStatus, FailureReason, JobStatus
+from batches.webhooks.outbox import batch_event_enqueue
 from omtx_hub.errors import Conflict, NotFound
 
 
@@ -42,6 +43,8 @@ def batch_cancel(*, batch: Batch) -> Batch:
             )
             batches_changed_on_commit(batch_ids=[locked.pk], owner_ids=[locked.owner_id])
             batch.refresh_from_db()
+            # No apply_counts here, so no batch.cancelled unless announced by hand.
+            batch_event_enqueue(batch=batch, changed={"finished_at": now})
             return batch
         if locked.status not in BATCH_ACTIVE:
             raise Conflict(f"The batch is already {locked.status}.", code="batch_finished")

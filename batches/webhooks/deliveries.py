@@ -11,6 +11,7 @@ import json
 import random
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -25,11 +26,15 @@ from django.utils import timezone
 from batches.webhooks.keys import signing_keys
 from batches.webhooks.models import DELIVERY_DUE, DeliveryStatus, WebhookAttempt, WebhookDelivery
 from batches.webhooks.signing import signature_header
-from batches.webhooks.transport import Answer
+from batches.webhooks.transport import Answer, attempt_seconds
 from omtx_hub.errors import Conflict
 
-# Longer than an attempt can take (a connect and a few reads, each under the timeout).
+# A claim's lease: at least this, and always longer than an attempt can take (its overall
+# deadline, transport.attempt_seconds), so no second sender takes a delivery still being sent.
 LEASE_SECONDS = 120
+LEASE_MARGIN_SECONDS = 30
+# Due deliveries read per claimed one, to share the claims among their owners.
+CANDIDATES_PER_CLAIM = 20
 # Answers that mean "try again later"; any other 4xx (and 3xx: redirects are not followed)
 # fails the delivery at once.
 RETRYABLE_CODES = {408, 429}
@@ -50,21 +55,27 @@ class Claimed:
     headers: dict[str, str]
 
 
+def lease_seconds() -> float:
+    return max(LEASE_SECONDS, attempt_seconds(settings.OMTX_WEBHOOK_TIMEOUT_SECONDS) + LEASE_MARGIN_SECONDS)
+
+
 def deliveries_claim(*, limit: int) -> list[Claimed]:
-    """Take up to `limit` due deliveries, oldest due first, and sign them."""
+    """Take up to `limit` due deliveries, shared round-robin among their owners (oldest due
+    first within each), and sign them: one user's backlog does not hold up another's."""
     now = timezone.now()
     token = uuid.uuid4().hex
     due = WebhookDelivery.objects.filter(status__in=DELIVERY_DUE, next_attempt_at__lte=now)
     with transaction.atomic():
-        ids = list(
-            due.select_for_update(skip_locked=True).order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
-        )
+        # SKIP LOCKED on PostgreSQL (another sender's candidates are passed over); SQLite
+        # has no row locks and serialises writers instead.
+        candidates = due.select_for_update(skip_locked=True).order_by("next_attempt_at", "pk")
+        ids = round_robin(list(candidates.values_list("pk", "owner_id")[: limit * CANDIDATES_PER_CLAIM]), limit)
         if not ids:
             return []
         due.filter(pk__in=ids).update(
             status=DeliveryStatus.SENDING,
             claim_token=token,
-            next_attempt_at=now + timedelta(seconds=LEASE_SECONDS),
+            next_attempt_at=now + timedelta(seconds=lease_seconds()),
             attempts=F("attempts") + 1,
         )
         rows = list(WebhookDelivery.objects.filter(claim_token=token, status=DeliveryStatus.SENDING))
@@ -76,6 +87,23 @@ def deliveries_claim(*, limit: int) -> list[Claimed]:
         else:
             _fail_unsigned(row, token, now)
     return claimed
+
+
+def round_robin(candidates: list[tuple[UUID, int]], limit: int) -> list[UUID]:
+    """Up to `limit` of the (id, owner) `candidates` (oldest first): each owner's oldest,
+    owners in the order of their oldest, then each owner's second, and so on."""
+    queues: dict[int, deque[UUID]] = {}
+    for pk, owner_id in candidates:
+        queues.setdefault(owner_id, deque()).append(pk)
+    picked: list[UUID] = []
+    while queues and len(picked) < limit:
+        for owner_id in list(queues):
+            if len(picked) == limit:
+                break
+            picked.append(queues[owner_id].popleft())
+            if not queues[owner_id]:
+                del queues[owner_id]
+    return picked
 
 
 def _signed(row: WebhookDelivery, token: str, keys: list[str]) -> Claimed:

@@ -2,8 +2,9 @@
 
 Deliveries are POSTed by a small thread pool; the loop thread only claims and records,
 so no thread but the loop touches the database and the step never waits on a receiver:
-a receiver that hangs holds one of OMTX_WEBHOOK_CONCURRENCY threads for at most the
-timeout, while the other threads and the loop's other steps (validation, exports) go on.
+a receiver that hangs or trickles holds one of OMTX_WEBHOOK_CONCURRENCY threads for at
+most the attempt's deadline (transport.attempt_seconds), while the other threads and
+the loop's other steps (validation, exports) go on.
 """
 
 import logging

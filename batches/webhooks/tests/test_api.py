@@ -1,6 +1,7 @@
 """The webhook endpoints and the webhook_url of a submission, for the owner, an outsider
 (404) and an anonymous client (401)."""
 
+import ipaddress
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -161,6 +162,14 @@ def test_a_url_too_long_is_400(owner_client: APIClient) -> None:
         "http://[::ffff:127.0.0.1]/hook",
         "http://[fd00:ec2::254]/hook",
         "https://[fe80::1]/hook",
+        # IPv6 forms that carry an IPv4 address the packets go to.
+        "http://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
+        "http://[2002:a9fe:a9fe::1]/hook",  # 6to4 of 169.254.169.254
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of 169.254.169.254
+        "http://[::127.0.0.1]/hook",  # IPv4-compatible
+        "http://[::10.0.0.1]/hook",
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",  # Teredo, client 127.0.0.1
     ],
 )
 def test_private_targets_are_refused_in_production(owner_client: APIClient, settings: Any, url: str) -> None:
@@ -178,6 +187,25 @@ def test_a_public_address_passes_the_rule(settings: Any) -> None:
     settings.OMTX_WEBHOOK_ALLOW_PRIVATE = False
     target = resolve_target("https://93.184.215.14:8443/hook?a=b")
     assert (target.scheme, target.address, target.port, target.path) == ("https", "93.184.215.14", 8443, "/hook?a=b")
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+        ("2002:a00:1::1", False),  # 6to4 of 10.0.0.1
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+        ("64:ff9b::c0a8:1", False),  # NAT64 of 192.168.0.1
+        ("::8.8.8.8", True),
+        ("::100.64.0.1", False),  # IPv4-compatible, shared address space
+        ("2606:4700::1111", True),  # plain global IPv6: nothing embedded
+    ],
+)
+def test_ipv6_forms_are_judged_by_the_ipv4_address_they_carry(settings: Any, address: str, allowed: bool) -> None:
+    from batches.webhooks.addresses import address_allowed
+
+    settings.OMTX_WEBHOOK_ALLOW_PRIVATE = False
+    assert address_allowed(ipaddress.ip_address(address)) is allowed
 
 
 def test_the_dry_run_checks_the_url_too(owner_client: APIClient, settings: Any) -> None:

@@ -2,22 +2,27 @@
 against real HTTP receivers (batches/webhooks/tests/receivers.py)."""
 
 import re
+import socket
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from batches.models import Batch
 from batches.services.lifecycle import batch_cancel
-from batches.webhooks.deliveries import deliveries_claim, delivery_record
-from batches.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSecret
+from batches.webhooks.deliveries import deliveries_claim, delivery_record, lease_seconds
+from batches.webhooks.keys import secret_rotate
+from batches.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEvent, WebhookSecret
 from batches.webhooks.sender import Sender
 from batches.webhooks.tests.conftest import send_all
 from batches.webhooks.tests.receivers import HANG, Receiver, refused_url, wait_for
-from batches.webhooks.transport import Answer
+from batches.webhooks.transport import Answer, attempt_seconds, post
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "webhooks.md"
 
@@ -53,6 +58,10 @@ def test_the_signature_verifies_with_the_documented_recipe(
     assert not verify("whsec_wrong", signature, got.body)
     assert not verify(owner_secret.secret, signature, got.body + b" ")
     assert not verify(owner_secret.secret, signature, got.body, tolerance=-1)  # too old
+    # Malformed headers are refused, never raised on.
+    timestamp = got.headers["X-OMTX-Timestamp"]
+    assert not verify(owner_secret.secret, f"t={timestamp},v1={'é' * 64}", got.body)
+    assert not verify(owner_secret.secret, "t=²,v1=" + signature.split("v1=")[1], got.body)
     assert got.headers["X-OMTX-Delivery"] == str(delivery.pk)
     assert got.headers["X-OMTX-Event"] == "batch.cancelled"
     assert signature.startswith(f"t={got.headers['X-OMTX-Timestamp']},v1=")
@@ -241,3 +250,103 @@ def test_a_lost_claim_is_taken_again_and_the_late_answer_changes_nothing(
         (1, "stale"),
         (2, "delivered"),
     ]
+
+
+def _trickling_receiver(stop: threading.Event) -> int:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        # One header byte every 0.1 s: each read answers well within the timeout.
+        while not stop.is_set():
+            try:
+                conn.sendall(b"X")
+            except OSError:
+                break
+            time.sleep(0.1)
+        conn.close()
+        server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return int(server.getsockname()[1])
+
+
+def test_a_trickling_receiver_cannot_hold_an_attempt_past_its_deadline() -> None:
+    stop = threading.Event()
+    port = _trickling_receiver(stop)
+    timeout = 0.5
+    result: dict[str, Any] = {}
+
+    def attempt() -> None:
+        started = time.monotonic()
+        result["answer"] = post(url=f"http://127.0.0.1:{port}/hook", body=b"{}", headers={}, timeout=timeout)
+        result["seconds"] = time.monotonic() - started
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    # Generous: a connect and a read each within the timeout, several times over.
+    worker.join(timeout * 10)
+    stop.set()
+    worker.join(5)
+    assert "seconds" in result and result["seconds"] < timeout * 10, (
+        "the attempt was still reading after 10x OMTX_WEBHOOK_TIMEOUT_SECONDS"
+    )
+    answer = result["answer"]
+    assert answer.status_code is None and answer.retryable and "timed out" in answer.error
+
+
+def test_a_dns_lookup_that_hangs_is_given_up_and_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+
+    def hanging(*args: Any, **kwargs: Any) -> list[Any]:
+        release.wait(30)  # a resolver that answers, eventually, with a closed local port
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 9))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    result: dict[str, Answer] = {}
+    worker = threading.Thread(
+        target=lambda: result.update(answer=post(url="http://slow.example/hook", body=b"{}", headers={}, timeout=0.3)),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(10)
+    release.set()
+    assert "answer" in result, "the attempt waited for the DNS answer"
+    answer = result["answer"]
+    assert answer.status_code is None and answer.retryable and "does not resolve" in answer.error
+
+
+def test_the_claim_s_lease_outlasts_the_attempt_s_deadline(settings: Any) -> None:
+    for timeout in (2.0, 60.0):
+        settings.OMTX_WEBHOOK_TIMEOUT_SECONDS = timeout
+        assert lease_seconds() > attempt_seconds(timeout)
+
+
+def _due_deliveries(owner: User, *, age_seconds: int, count: int) -> None:
+    due_at = timezone.now() - timedelta(seconds=age_seconds)
+    WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(
+            owner=owner,
+            event=WebhookEvent.JOB_FAILED,
+            url="http://127.0.0.1:9/hook",
+            payload={"n": n},
+            attempt_limit=8,
+            next_attempt_at=due_at,
+            created_at=due_at,
+        )
+        for n in range(count)
+    )
+
+
+def test_a_flood_of_one_user_s_deliveries_does_not_starve_another_user(owner: User, outsider: User) -> None:
+    secret_rotate(user=owner)
+    secret_rotate(user=outsider)
+    _due_deliveries(owner, age_seconds=60, count=50)  # a big failing batch's job.failed rows
+    _due_deliveries(outsider, age_seconds=1, count=1)  # someone else's batch.completed, due just after
+    claimed = deliveries_claim(limit=4)  # one sender's free threads
+    owners = {WebhookDelivery.objects.get(pk=one.id).owner_id for one in claimed}
+    assert outsider.pk in owners, "the other user's delivery waits until the whole backlog is sent"

@@ -122,6 +122,15 @@ def test_cancelling_sends_batch_cancelled(hooked_batch: Callable[..., Batch]) ->
     assert WebhookDelivery.objects.get().payload["data"]["batch"]["cancelled"] == 4
 
 
+def test_cancelling_a_validating_batch_sends_batch_cancelled(hooked_batch: Callable[..., Batch]) -> None:
+    batch = hooked_batch(URL)
+    Job.objects.filter(batch=batch).delete()  # still validating: no jobs yet
+    Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.VALIDATING, finished_at=None)
+    batch_cancel(batch=batch)
+    assert events(batch) == ["batch.cancelled"]
+    assert WebhookDelivery.objects.get().payload["data"]["batch"]["status"] == "cancelled"
+
+
 def test_the_outbox_row_rolls_back_with_its_change(hooked_batch: Callable[..., Batch]) -> None:
     batch = hooked_batch(URL)
     with pytest.raises(RuntimeError), transaction.atomic():
