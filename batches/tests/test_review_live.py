@@ -4,6 +4,7 @@ Authorization is decided once, at connect: a token revoked (or a user deactivate
 socket is open goes on reading the batch; and a socket may ask for snapshots without limit,
 each a ranked results read and a failures read, past every HTTP rate limit."""
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -101,3 +102,31 @@ def test_snapshot_requests_are_throttled(owner: User, make_batch: Callable[..., 
     # A client that sees a gap needs one snapshot; thirty back to back are a flood of
     # ranked-results queries the HTTP rate limits never see.
     assert served <= 3, f"{served} of {SNAPSHOT_ASKS} back-to-back snapshot requests each read the database"
+
+
+def test_a_socket_opened_with_an_upper_case_batch_id_gets_deltas(
+    owner: User, make_batch: Callable[..., Batch], settings: Any
+) -> None:
+    """The REST API and the snapshot accept the id in any case; the relay and the watchers
+    key sockets by the URL's text and broadcasts by str(pk), so such a socket hears nothing."""
+    from batches.live.broadcaster import broadcaster
+    from batches.services.lifecycle import batch_cancel
+
+    settings.OMTX_LIVE_POLL_SECONDS = 3600  # deltas only from the broadcaster
+    batch = make_batch()
+    _, raw = token_create(user=owner, name="live")
+
+    async def scenario() -> dict[str, Any] | None:
+        ws = socket(batch_path(str(batch.pk).upper()), headers=bearer(raw))
+        await _open(ws)
+        await sync_to_async(batch_cancel)(batch=batch)
+        try:
+            message: dict[str, Any] = await ws.receive_json_from(timeout=5)
+        except (TimeoutError, asyncio.CancelledError):
+            return None
+        await ws.disconnect()
+        return message
+
+    delta = run(scenario)
+    broadcaster.drain()
+    assert delta is not None and delta["type"] == "delta", "the cancel never reached the socket"
