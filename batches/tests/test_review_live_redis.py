@@ -65,11 +65,17 @@ def test_a_socket_open_longer_than_the_group_expiry_still_gets_deltas(
         version = snapshot["version"]
         await asyncio.sleep(GROUP_EXPIRY * 2)  # the page stays open, as pages do
         text = protocol.encode({"type": "delta", "batch": str(batch.pk), "since": version, "version": version + 1})
-        message = {"type": "batch.delta", "batch": str(batch.pk), "since": version, "version": version + 1, "text": text}
+        message = {
+            "type": "batch.delta",
+            "batch": str(batch.pk),
+            "since": version,
+            "version": version + 1,
+            "text": text,
+        }
         await RedisChannelLayer(**short_lived_groups).group_send(protocol.group_name(batch.pk), message)
         try:
             received: dict[str, Any] = await ws.receive_json_from(timeout=5)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             return None  # nothing came; the communicator has stopped the application
         await ws.disconnect()
         return received
