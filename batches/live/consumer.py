@@ -19,7 +19,7 @@ from django.conf import settings
 
 from batches.live import protocol
 from batches.live.relay import relay
-from batches.selectors import batch_get
+from batches.selectors import batch_get, batch_uuid
 from omtx_hub.errors import NotFound
 
 SUBPROTOCOL = "omtx.v1"
@@ -75,7 +75,11 @@ class BatchConsumer(LiveSocket):
     poller: "asyncio.Task[None] | None" = None
 
     async def connect(self) -> None:
-        self.batch_id = str(self.scope["url_route"]["kwargs"]["batch_id"])
+        raw = str(self.scope["url_route"]["kwargs"]["batch_id"])
+        # The canonical text of the id: the relay and the broadcaster key batches by str(pk),
+        # and the API accepts an id in either case.
+        pk = batch_uuid(raw)
+        self.batch_id = str(pk) if pk is not None else raw
         if not self.authenticated():
             await self.refuse(CLOSE_UNAUTHENTICATED)
             return
