@@ -493,6 +493,7 @@ def test_a_socket_opened_with_an_upper_case_batch_id_gets_deltas(
 
 @pytest.fixture
 def reauth_often(settings: Any) -> None:
+    settings.CHANNEL_LAYERS = IN_MEMORY  # a layer of this test's event loop
     settings.OMTX_LIVE_REAUTH_SECONDS = 0.2
 
 
@@ -525,6 +526,7 @@ def test_a_token_revoked_while_its_socket_is_open_closes_it(
 def test_a_revoked_token_s_snapshot_request_is_refused_before_the_periodic_check(
     owner: User, make_batch: Callable[..., Batch], settings: Any
 ) -> None:
+    settings.CHANNEL_LAYERS = IN_MEMORY  # a layer of this test's event loop
     settings.OMTX_LIVE_REAUTH_SECONDS = 3600
     settings.OMTX_LIVE_SNAPSHOT_SECONDS = 0
     batch = make_batch()
@@ -611,6 +613,7 @@ def test_snapshot_requests_are_throttled_and_merged(
 ) -> None:
     """Thirty requests in a row, right after the connect's snapshot: none is served before the
     interval ends, and all of them together get one snapshot then."""
+    settings.CHANNEL_LAYERS = IN_MEMORY  # a layer of this test's event loop
     settings.OMTX_LIVE_SNAPSHOT_SECONDS = 1.0
     batch = make_batch()
     raw = token_for(owner)
