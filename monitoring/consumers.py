@@ -3,11 +3,11 @@
 Pushes `{"type": "dashboard", "at", "dashboard"}` (the document of GET
 /api/v3/monitoring/dashboard) on connect and every OMTX_LIVE_DASHBOARD_SECONDS. The document
 costs queries and a system reading, so one process computes it at most once per interval
-however many staff watch: every socket of the process shares `_Latest`.
+however many staff watch: every socket of the process shares `_Latest`. The watcher's
+credentials and permission are checked again every OMTX_LIVE_REAUTH_SECONDS.
 """
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -57,8 +57,6 @@ def _may_watch(user: Any) -> bool:
 
 
 class MonitoringConsumer(LiveSocket):
-    pusher: "asyncio.Task[None] | None" = None
-
     async def connect(self) -> None:
         if not self.authenticated():
             await self.refuse(CLOSE_UNAUTHENTICATED)
@@ -67,14 +65,19 @@ class MonitoringConsumer(LiveSocket):
             await self.refuse(CLOSE_FORBIDDEN)
             return
         await self.accept(chosen_subprotocol(self.scope))
-        self.pusher = asyncio.create_task(self._push())
+        self.start(self._push())
+        self.start(self.reauthorize_every(settings.OMTX_LIVE_REAUTH_SECONDS))
+
+    async def still_allowed(self) -> bool:
+        if not await self.still_authenticated():
+            return False
+        if not await _may_watch(self.scope["user"]):
+            await self.shut(CLOSE_FORBIDDEN)
+            return False
+        return True
 
     async def disconnect(self, code: int) -> None:
-        if self.pusher is not None:
-            self.pusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.pusher
-            self.pusher = None
+        await self.stop_tasks()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         message = await self.client_message(text_data)

@@ -20,7 +20,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from batches.live.routing import websocket_urlpatterns as batch_routes  # noqa: E402
 from monitoring.routing import websocket_urlpatterns as monitoring_routes  # noqa: E402
+from omtx_hub import ws_buffer  # noqa: E402
 from omtx_hub.ws_auth import OriginCheck, WebsocketAuthStack  # noqa: E402
+
+# A client that stops reading is dropped past OMTX_LIVE_MAX_BUFFER_BYTES unsent (ws_buffer.py).
+ws_buffer.install()
 
 application = ProtocolTypeRouter(
     {

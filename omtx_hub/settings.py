@@ -441,6 +441,8 @@ ASGI_APPLICATION = "omtx_hub.asgi.application"
 # Connections the Redis channel layer may open per process and event loop: redis-py refuses
 # past its pool size (100 by default), and every websocket's receive holds one.
 OMTX_LIVE_REDIS_CONNECTIONS = env_int("OMTX_LIVE_REDIS_CONNECTIONS", 2000, minimum=10)
+# Seconds a channel-layer group membership lasts unrenewed (channels-redis's group_expiry).
+OMTX_LIVE_GROUP_EXPIRY = env_int("OMTX_LIVE_GROUP_EXPIRY", 86400, minimum=60)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -452,6 +454,9 @@ if REDIS_URL:
                 # (the client sees the gap in `since` and asks for a snapshot).
                 "capacity": 200,
                 "expiry": 30,
+                # A group member is dropped this long after it joined unless it joins again:
+                # the relay renews its memberships every quarter of it (at most 10 min).
+                "group_expiry": OMTX_LIVE_GROUP_EXPIRY,
             },
         }
     }
@@ -467,6 +472,14 @@ OMTX_LIVE_POLL_SECONDS = env_float("OMTX_LIVE_POLL_SECONDS", 1.0, minimum=0.05)
 OMTX_LIVE_DASHBOARD_SECONDS = env_float("OMTX_LIVE_DASHBOARD_SECONDS", 5.0, minimum=0.5)
 # How long a broadcast waits for the channel layer before it is counted as failed.
 OMTX_LIVE_SEND_TIMEOUT = env_float("OMTX_LIVE_SEND_TIMEOUT", 2.0, minimum=0.1)
+# An open socket's credentials (token, session, user, permission) are checked again this often
+# and before every requested snapshot; a socket whose credentials no longer hold is closed.
+OMTX_LIVE_REAUTH_SECONDS = env_float("OMTX_LIVE_REAUTH_SECONDS", 60.0, minimum=1.0)
+# A batch socket is sent at most one requested snapshot per this interval; requests in
+# between are merged into one sent at its end.
+OMTX_LIVE_SNAPSHOT_SECONDS = env_float("OMTX_LIVE_SNAPSHOT_SECONDS", 2.0, minimum=0.0)
+# Bytes daphne may hold unsent for one websocket; past it the connection is dropped.
+OMTX_LIVE_MAX_BUFFER_BYTES = env_int("OMTX_LIVE_MAX_BUFFER_BYTES", 4 * 1024 * 1024, minimum=65536)
 
 # --- Webhooks (issue 10) ---
 # docs/webhooks.md. Deliveries are sent by the background worker, never by the dispatcher.

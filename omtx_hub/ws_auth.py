@@ -7,8 +7,10 @@ subprotocol `bearer.<token>`. A token is checked by the API's own function
 presented, decides the user whatever the cookie says. A token in the query string is refused
 outright: query strings land in access logs. No token, whole or in part, is ever logged.
 
-The middleware only labels the scope: `scope["user"]`, and `scope["auth_refusal"]` naming
-why presented credentials were refused; the consumers close with 4401 on either.
+The middleware only labels the scope: `scope["user"]`, `scope["auth_token_id"]` when a token
+decided it, and `scope["auth_refusal"]` naming why presented credentials were refused; the
+consumers close with 4401 on either. An open socket asks `current_user` again every
+OMTX_LIVE_REAUTH_SECONDS: a revoked token, an ended session or a deactivated user closes it.
 """
 
 import logging
@@ -20,8 +22,12 @@ from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import OriginValidator
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth import SESSION_KEY
+from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.sessions.backends.base import SessionBase
+from django.utils.module_loading import import_string
 
+from accounts.models import ApiToken
 from accounts.services import token_authenticate
 
 security_log = logging.getLogger("omtx.security")
@@ -51,9 +57,34 @@ def query_has_credentials(scope: dict[str, Any]) -> bool:
 
 
 @database_sync_to_async
-def _token_user(raw: str) -> Any:
-    token = token_authenticate(raw=raw)
-    return token.user if token is not None else None
+def _token(raw: str) -> ApiToken | None:
+    return token_authenticate(raw=raw)
+
+
+@database_sync_to_async
+def current_user(scope: dict[str, Any]) -> User | None:
+    """The socket's user as the database has it now, or None when the credentials that opened
+    the socket no longer hold: its token revoked or expired, its session ended, its user
+    deactivated. Read past every cache, so a permission taken away is seen too."""
+    user = scope.get("user")
+    if user is None or not user.is_authenticated:
+        return None
+    if (token_id := scope.get("auth_token_id")) is not None:
+        token = ApiToken.objects.filter(pk=token_id).first()
+        if token is None or not token.is_active:
+            return None
+    elif not _session_holds(scope, user.pk):
+        return None
+    return User.objects.filter(pk=user.pk, is_active=True).first()
+
+
+def _session_holds(scope: dict[str, Any], user_id: int) -> bool:
+    session = scope.get("session")
+    key = getattr(session, "session_key", None)
+    if not key:
+        return False
+    store: SessionBase = import_string(f"{settings.SESSION_ENGINE}.SessionStore")(session_key=key)
+    return bool(store.get(SESSION_KEY) == str(user_id))
 
 
 class TokenAuthMiddleware(BaseMiddleware):
@@ -65,12 +96,12 @@ class TokenAuthMiddleware(BaseMiddleware):
             scope["user"], scope["auth_refusal"] = AnonymousUser(), "query_string"
             _log_refusal(scope, "credentials in the query string")
         elif (raw := presented_token(scope)) is not None:
-            user = await _token_user(raw) if raw else None
-            if user is None:
+            token = await _token(raw) if raw else None
+            if token is None:
                 scope["user"], scope["auth_refusal"] = AnonymousUser(), "invalid_token"
                 _log_refusal(scope, "invalid, expired or revoked token")
             else:
-                scope["user"] = user
+                scope["user"], scope["auth_token_id"] = token.user, token.pk
         return await super().__call__(scope, receive, send)
 
 

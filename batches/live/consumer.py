@@ -2,7 +2,9 @@
 
 Thin, as Channels' own examples are: check who asks (the batch selectors' visibility), join
 the batch's group, send a snapshot, relay the broadcaster's deltas, answer `snapshot` and
-`ping`. Every database read goes through `database_sync_to_async`. The consumer keeps the
+`ping`. Requested snapshots are throttled (one per OMTX_LIVE_SNAPSHOT_SECONDS, requests in
+between merged), and the socket's credentials are checked again before each and every
+OMTX_LIVE_REAUTH_SECONDS. Every database read goes through `database_sync_to_async`. The consumer keeps the
 version it last sent and drops a relayed delta that is not newer: with the in-memory layer
 its own version check (`_poll`) and the web process's broadcasts can both report one change.
 """
@@ -10,6 +12,8 @@ its own version check (`_poll`) and the web process's broadcasts can both report
 import asyncio
 import contextlib
 import json
+import time
+from collections.abc import Coroutine
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -19,8 +23,9 @@ from django.conf import settings
 
 from batches.live import protocol
 from batches.live.relay import relay
-from batches.selectors import batch_get
+from batches.selectors import batch_get, batch_uuid
 from omtx_hub.errors import NotFound
+from omtx_hub.ws_auth import current_user
 
 SUBPROTOCOL = "omtx.v1"
 # Close codes: no valid credentials; not allowed (staff sockets); no such batch, or not yours.
@@ -35,7 +40,51 @@ def chosen_subprotocol(scope: dict[str, Any]) -> str | None:
 
 
 class LiveSocket(AsyncWebsocketConsumer):
-    """What both sockets share: refusal with a code the client can read, JSON replies."""
+    """What both sockets share: refusal with a code the client can read, JSON replies, the
+    re-check of credentials, background tasks stopped on disconnect."""
+
+    tasks: "list[asyncio.Task[None]] | None" = None
+
+    def start(self, work: Coroutine[Any, Any, None]) -> None:
+        if self.tasks is None:
+            self.tasks = []
+        self.tasks.append(asyncio.create_task(work))
+
+    async def stop_tasks(self) -> None:
+        tasks, self.tasks = self.tasks or [], None
+        current = asyncio.current_task()
+        for task in tasks:
+            if task is not current:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def shut(self, code: int) -> None:
+        """Close an accepted socket, its background work stopped first."""
+        await self.stop_tasks()
+        await self.close(code)
+
+    async def still_authenticated(self) -> bool:
+        """The credentials that opened the socket still hold (the scope gets the user as it is
+        now); if not, the socket is closed with 4401."""
+        user = await current_user(self.scope)
+        if user is None:
+            await self.shut(CLOSE_UNAUTHENTICATED)
+            return False
+        self.scope["user"] = user
+        return True
+
+    async def still_allowed(self) -> bool:
+        """Authenticated and allowed what the socket shows; closes the socket when not."""
+        raise NotImplementedError
+
+    async def reauthorize_every(self, seconds: float) -> None:
+        while await self._sleep_then_allowed(seconds):
+            pass
+
+    async def _sleep_then_allowed(self, seconds: float) -> bool:
+        await asyncio.sleep(seconds)
+        return await self.still_allowed()
 
     async def refuse(self, code: int) -> None:
         # Accepted first, then closed: a close before the accept reaches a browser as an HTTP
@@ -73,9 +122,15 @@ class BatchConsumer(LiveSocket):
     # Broadcasts that arrive while connecting (None once the snapshot is sent).
     held: list[dict[str, Any]] | None = None
     poller: "asyncio.Task[None] | None" = None
+    snapshot_sent_at = float("-inf")
+    snapshot_pending = False
 
     async def connect(self) -> None:
-        self.batch_id = str(self.scope["url_route"]["kwargs"]["batch_id"])
+        raw = str(self.scope["url_route"]["kwargs"]["batch_id"])
+        # The canonical text of the id: the relay and the broadcaster key batches by str(pk),
+        # and the API accepts an id in either case.
+        pk = batch_uuid(raw)
+        self.batch_id = str(pk) if pk is not None else raw
         if not self.authenticated():
             await self.refuse(CLOSE_UNAUTHENTICATED)
             return
@@ -95,8 +150,10 @@ class BatchConsumer(LiveSocket):
             await self.relay(event)
         if isinstance(self.channel_layer, InMemoryChannelLayer):
             self.poller = asyncio.create_task(self._poll())
+        self.start(self.reauthorize_every(settings.OMTX_LIVE_REAUTH_SECONDS))
 
     async def disconnect(self, code: int) -> None:
+        await self.stop_tasks()
         if self.poller is not None:
             self.poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -111,11 +168,7 @@ class BatchConsumer(LiveSocket):
         if message is None:
             return
         if message["type"] == "snapshot":
-            snapshot = await self._snapshot()
-            if snapshot is None:
-                await self._gone()
-            else:
-                await self._send_snapshot(snapshot)
+            await self._snapshot_requested()
         elif message["type"] == "ping":
             await self.send_json({"type": "pong"})
         else:
@@ -133,12 +186,47 @@ class BatchConsumer(LiveSocket):
             self.version = event["version"]
             await self.send(text_data=event["text"])
 
+    async def still_allowed(self) -> bool:
+        if not await self.still_authenticated():
+            return False
+        if not await self._visible():
+            await self.shut(CLOSE_NOT_FOUND)
+            return False
+        return True
+
+    async def _snapshot_requested(self) -> None:
+        """Now, when the last snapshot is old enough; else once at the end of the interval,
+        for every request until then."""
+        if self.snapshot_pending:
+            return
+        wait = self.snapshot_sent_at + settings.OMTX_LIVE_SNAPSHOT_SECONDS - time.monotonic()
+        if wait <= 0:
+            await self._resend_snapshot()
+        else:
+            self.snapshot_pending = True
+            self.start(self._resend_snapshot_after(wait))
+
+    async def _resend_snapshot_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.snapshot_pending = False
+        await self._resend_snapshot()
+
+    async def _resend_snapshot(self) -> None:
+        if not await self.still_authenticated():
+            return
+        snapshot = await self._snapshot()
+        if snapshot is None:
+            await self._gone()
+        else:
+            await self._send_snapshot(snapshot)
+
     async def _gone(self) -> None:
         await self.send_json(protocol.gone(self.batch_id))
         await self.close(CLOSE_NOT_FOUND)
 
     async def _send_snapshot(self, snapshot: dict[str, Any]) -> None:
         self.version = snapshot["version"]
+        self.snapshot_sent_at = time.monotonic()
         await self.send_json(snapshot)
 
     @database_sync_to_async
@@ -148,6 +236,14 @@ class BatchConsumer(LiveSocket):
         except NotFound:
             return None
         return protocol.snapshot(batch)
+
+    @database_sync_to_async
+    def _visible(self) -> bool:
+        try:
+            batch_get(user=self.scope["user"], batch_id=self.batch_id)
+        except NotFound:
+            return False
+        return True
 
     @database_sync_to_async
     def _delta_after(self, version: int) -> dict[str, Any] | None:

@@ -7,6 +7,10 @@ Instead the process joins each watched batch's group once, with a channel of its
 hands each delta to its sockets of that batch in memory: one Redis message per process per
 delta, however many watch.
 
+The layer drops a group member `group_expiry` seconds after it joined (channels-redis), so
+the relay joins its groups again every quarter of that (at most every RENEW_MAX_SECONDS): a
+socket open for days keeps its deltas, and a Redis that restarted regains the memberships.
+
 Per event loop (daphne runs one; tests start several), as channel-layer connections are.
 """
 
@@ -22,6 +26,8 @@ from batches.live import protocol, watchers
 log = logging.getLogger(__name__)
 # After a failed receive (the layer down), wait this long before the next.
 RETRY_SECONDS = 1.0
+# The longest wait between two renewals of the relay's group memberships.
+RENEW_MAX_SECONDS = 600.0
 
 
 class Socket(Protocol):
@@ -33,6 +39,7 @@ class Relay:
         self.sockets: dict[str, set[Socket]] = {}
         self.channel = ""
         self.task: asyncio.Task[None] | None = None
+        self.renewer: asyncio.Task[None] | None = None
         self.layer: Any = None
 
     async def join(self, batch_id: str, socket: Socket) -> None:
@@ -58,13 +65,29 @@ class Relay:
         layer = get_channel_layer()
         if self.task is not None and not self.task.done() and layer is self.layer:
             return
-        if self.task is not None:
-            self.task.cancel()  # the settings named another layer (tests)
+        for task in (self.task, self.renewer):
+            if task is not None:
+                task.cancel()  # the settings named another layer (tests)
         self.layer = layer
         # The default prefix: channels-redis reads every process-local channel from one list
         # named by it, and a channel of another prefix would never be read.
         self.channel = await layer.new_channel()
         self.task = asyncio.create_task(self._receive())
+        self.renewer = asyncio.create_task(self._renew())
+
+    def renew_seconds(self) -> float:
+        expiry = getattr(self.layer, "group_expiry", 86400)
+        return float(min(expiry / 4, RENEW_MAX_SECONDS))
+
+    async def _renew(self) -> None:
+        """Join every watched batch's group again, before the layer forgets the membership."""
+        while True:
+            await asyncio.sleep(self.renew_seconds())
+            for batch_id in list(self.sockets):
+                try:
+                    await self.layer.group_add(protocol.group_name(batch_id), self.channel)
+                except Exception as exc:  # the layer down: the next renewal tries again
+                    log.warning("live: renewing a group membership failed: %r", exc)
 
     async def _receive(self) -> None:
         while True:

@@ -1,5 +1,6 @@
 """The batch socket: who may watch, snapshot then deltas after real changes, gaps, deletion."""
 
+import asyncio
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -468,3 +469,198 @@ def test_a_socket_that_fails_a_send_does_not_stop_the_others(
         await ws.disconnect()
 
     run(scenario)
+
+
+def test_a_socket_opened_with_an_upper_case_batch_id_gets_deltas(
+    owner: User, make_batch: Callable[..., Batch], broadcasts_only: None
+) -> None:
+    """The API accepts the id in either case; the relay keys sockets by its canonical text."""
+    batch = make_batch()
+    raw = token_for(owner)
+
+    async def scenario() -> dict[str, Any]:
+        ws = socket(batch_path(str(batch.pk).upper()), headers=bearer(raw))
+        await open_snapshot(ws)
+        await sync_to_async(batch_cancel)(batch=batch)
+        delta: dict[str, Any] = await ws.receive_json_from(timeout=5)
+        await ws.disconnect()
+        return delta
+
+    delta = run(scenario)
+    broadcaster.drain()
+    assert delta["type"] == "delta" and delta["status"]["is_terminal"]
+
+
+@pytest.fixture
+def reauth_often(settings: Any) -> None:
+    settings.CHANNEL_LAYERS = IN_MEMORY  # a layer of this test's event loop
+    settings.OMTX_LIVE_REAUTH_SECONDS = 0.2
+
+
+async def close_code_after(ws: WebsocketCommunicator, change: Callable[[], Any]) -> int | None:
+    """Open the socket, make `change` in the database, and return the code the socket is
+    closed with (None: it stayed open and sent something instead)."""
+    await open_snapshot(ws)
+    await sync_to_async(change)()
+    while (output := await ws.receive_output(timeout=5))["type"] == "websocket.send":
+        if '"type":"snapshot"' in output.get("text", "") or '"type":"delta"' in output.get("text", ""):
+            await ws.disconnect()
+            return None
+    code: int | None = output.get("code")
+    return code
+
+
+def test_a_token_revoked_while_its_socket_is_open_closes_it(
+    owner: User, make_batch: Callable[..., Batch], reauth_often: None
+) -> None:
+    batch = make_batch()
+    token, raw = _token(owner)
+
+    async def scenario() -> int | None:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        return await close_code_after(ws, lambda: token_revoke(token=ApiToken.objects.get(pk=token.pk)))
+
+    assert run(scenario) == 4401
+
+
+def test_a_revoked_token_s_snapshot_request_is_refused_before_the_periodic_check(
+    owner: User, make_batch: Callable[..., Batch], settings: Any
+) -> None:
+    settings.CHANNEL_LAYERS = IN_MEMORY  # a layer of this test's event loop
+    settings.OMTX_LIVE_REAUTH_SECONDS = 3600
+    settings.OMTX_LIVE_SNAPSHOT_SECONDS = 0
+    batch = make_batch()
+    token, raw = _token(owner)
+
+    async def scenario() -> dict[str, Any]:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        await open_snapshot(ws)
+        await sync_to_async(token_revoke)(token=await sync_to_async(ApiToken.objects.get)(pk=token.pk))
+        await ws.send_json_to({"type": "snapshot"})
+        output: dict[str, Any] = await ws.receive_output(timeout=5)
+        return output
+
+    assert run(scenario) == {"type": "websocket.close", "code": 4401}
+
+
+def test_a_deactivated_user_s_socket_is_closed(
+    owner: User, make_batch: Callable[..., Batch], reauth_often: None
+) -> None:
+    batch = make_batch()
+    raw = token_for(owner)
+
+    async def scenario() -> int | None:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        return await close_code_after(ws, lambda: User.objects.filter(pk=owner.pk).update(is_active=False))
+
+    assert run(scenario) == 4401
+
+
+def test_a_session_that_ended_closes_its_socket(
+    owner: User, make_batch: Callable[..., Batch], reauth_often: None
+) -> None:
+    from django.contrib.sessions.models import Session
+
+    batch = make_batch()
+    cookie = session_headers(owner)
+
+    async def scenario() -> int | None:
+        ws = socket(batch_path(batch.pk), headers=cookie)
+        return await close_code_after(ws, lambda: Session.objects.all().delete())
+
+    assert run(scenario) == 4401
+
+
+def test_staff_who_lose_the_view_permission_lose_the_socket(
+    make_batch: Callable[..., Batch], reauth_often: None
+) -> None:
+    batch = make_batch()
+    clerk = User.objects.create_user("clerk", password="pw-clerk-123", is_staff=True)
+    view = Permission.objects.get(codename="view_batch", content_type__app_label="batches")
+    clerk.user_permissions.add(view)
+    raw = token_for(clerk)
+
+    async def scenario() -> int | None:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        return await close_code_after(ws, lambda: clerk.user_permissions.remove(view))
+
+    assert run(scenario) == 4404
+
+
+def test_an_owner_s_socket_stays_open_across_the_checks(
+    owner: User, make_batch: Callable[..., Batch], reauth_often: None, broadcasts_only: None
+) -> None:
+    batch = make_batch()
+    raw = token_for(owner)
+
+    async def scenario() -> dict[str, Any]:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        await open_snapshot(ws)
+        await asyncio.sleep(1)  # several checks
+        await ws.send_json_to({"type": "ping"})
+        reply: dict[str, Any] = await ws.receive_json_from(timeout=5)
+        await ws.disconnect()
+        return reply
+
+    assert run(scenario) == {"type": "pong"}
+
+
+SNAPSHOT_ASKS = 30
+
+
+def test_snapshot_requests_are_throttled_and_merged(
+    owner: User, make_batch: Callable[..., Batch], settings: Any
+) -> None:
+    """Thirty requests in a row, right after the connect's snapshot: none is served before the
+    interval ends, and all of them together get one snapshot then."""
+    settings.CHANNEL_LAYERS = IN_MEMORY  # a layer of this test's event loop
+    settings.OMTX_LIVE_SNAPSHOT_SECONDS = 1.0
+    batch = make_batch()
+    raw = token_for(owner)
+
+    async def scenario() -> list[str]:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        await open_snapshot(ws)
+        for _ in range(SNAPSHOT_ASKS):
+            await ws.send_json_to({"type": "snapshot"})
+        await ws.send_json_to({"type": "ping"})
+        seen = [(await ws.receive_json_from(timeout=5))["type"]]
+        seen.append((await ws.receive_json_from(timeout=5))["type"])
+        assert await ws.receive_nothing(timeout=1.5)
+        await ws.disconnect()
+        return seen
+
+    assert run(scenario) == ["pong", "snapshot"]
+
+
+class _UnreadTransport:
+    """Twisted's buffering, as daphne's protocol sees it: bytes the client has not read."""
+
+    def __init__(self, unsent: int) -> None:
+        self.dataBuffer = b"x" * unsent
+        self._tempDataLen = 0
+
+
+def _daphne_socket(unsent: int) -> tuple[Any, list[str]]:
+    """daphne's websocket protocol, open, its sends and drops recorded instead of written."""
+    from daphne.ws_protocol import WebSocketProtocol
+
+    import omtx_hub.asgi  # noqa: F401  (installs the bound)
+
+    events: list[str] = []
+    ws = WebSocketProtocol.__new__(WebSocketProtocol)
+    ws.state = WebSocketProtocol.STATE_OPEN
+    ws.transport = _UnreadTransport(unsent)
+    ws.serverSend = lambda content, binary: events.append(f"sent {content}")
+    ws.dropConnection = lambda abort=False: events.append(f"dropped abort={abort}")
+    return ws, events
+
+
+def test_daphne_drops_a_socket_whose_unread_bytes_pass_the_bound(settings: Any) -> None:
+    settings.OMTX_LIVE_MAX_BUFFER_BYTES = 1000
+    reader, events = _daphne_socket(unsent=1000)
+    reader.handle_reply({"type": "websocket.send", "text": "delta"})
+    assert events == ["sent delta"]
+    stalled, events = _daphne_socket(unsent=1001)
+    stalled.handle_reply({"type": "websocket.send", "text": "delta"})
+    assert events == ["dropped abort=True"]

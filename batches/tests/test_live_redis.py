@@ -1,6 +1,7 @@
 """The batch socket over the Redis channel layer: broadcasts from another thread and from
 another process reach it. Needs Redis: in CI (CI=true) a missing Redis fails these tests."""
 
+import asyncio
 import json
 import os
 import secrets
@@ -17,6 +18,7 @@ from channels_redis.core import RedisChannelLayer
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 
+from batches.live import protocol
 from batches.live.broadcaster import broadcaster
 from batches.models import Batch
 from batches.tests.live_helpers import batch_path, bearer, run, socket, sqlite_readers_do_not_lock, token_for
@@ -137,3 +139,32 @@ def test_a_process_joins_a_batch_s_group_once_however_many_sockets_watch(
         assert members.zcard(group_key) == 0
 
     run(scenario)
+
+
+GROUP_EXPIRY = 2
+
+
+def test_a_socket_open_longer_than_the_group_expiry_still_gets_deltas(
+    redis_layer: dict[str, Any], settings: Any, owner: User, make_batch: Callable[..., Batch]
+) -> None:
+    """channels-redis drops a group member group_expiry seconds after it joined; the relay
+    renews its memberships, so a page left open on a long batch keeps moving."""
+    config: dict[str, Any] = {**redis_layer, "group_expiry": GROUP_EXPIRY}
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": config}}
+    batch = make_batch()
+    raw = token_for(owner)
+
+    async def scenario() -> dict[str, Any]:
+        ws = socket(batch_path(batch.pk), headers=bearer(raw))
+        connected, _ = await ws.connect(timeout=5)
+        assert connected
+        version = (await ws.receive_json_from(timeout=5))["version"]
+        await asyncio.sleep(GROUP_EXPIRY * 2)  # the page stays open, as pages do
+        text = protocol.encode({"type": "delta", "batch": str(batch.pk), "since": version, "version": version + 1})
+        message = {"type": "batch.delta", "batch": str(batch.pk), "since": version, "version": version + 1}
+        await RedisChannelLayer(**config).group_send(protocol.group_name(batch.pk), {**message, "text": text})
+        received: dict[str, Any] = await ws.receive_json_from(timeout=5)
+        await ws.disconnect()
+        return received
+
+    assert run(scenario)["type"] == "delta"

@@ -4,6 +4,7 @@ the dashboard once per interval however many sockets watch."""
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Permission, User
 
 from batches.tests.live_helpers import bearer, refused_with, run, session_headers, socket, token_for
@@ -93,3 +94,26 @@ def test_readiness_round_trips_the_channel_layer(settings: Any) -> None:
     }
     check = check_channel_layer()
     assert (check.ok, check.state) == (False, "unreachable")
+
+
+def test_staff_who_lose_the_permission_lose_the_socket(settings: Any) -> None:
+    settings.OMTX_LIVE_REAUTH_SECONDS = 0.2
+    clerk = User.objects.create_user("clerk", password="pw-clerk-123", is_staff=True)
+    watch = Permission.objects.get(codename="view_alertrule")
+    clerk.user_permissions.add(watch)
+    raw = token_for(clerk)
+
+    async def scenario() -> dict[str, Any]:
+        ws = socket(PATH, headers=bearer(raw))
+        connected, _ = await ws.connect(timeout=5)
+        assert connected
+        assert (await ws.receive_json_from(timeout=10))["type"] == "dashboard"
+        await sync_to_async(clerk.user_permissions.remove)(watch)
+        for _ in range(20):  # a few dashboards may come first; then the close
+            output: dict[str, Any] = await ws.receive_output(timeout=5)
+            if output["type"] != "websocket.send":
+                return output
+        await ws.disconnect()
+        return {"type": "still open"}
+
+    assert run(scenario) == {"type": "websocket.close", "code": 4403}
