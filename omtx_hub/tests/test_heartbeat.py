@@ -92,17 +92,21 @@ def test_the_monitor_loop_beats_every_evaluation(
     evaluations: list[Any] = []
 
     def run_once(*, now: Any) -> Any:
-        evaluations.append(MonitorCommand.run_once(command, now=now))
+        # A failing evaluation must end the loop too (interval 0 would spin), and fail below.
+        evaluations.append(None)
         if len(evaluations) == 1:
             make_stale(heartbeat_file)
         else:
             command.stop.set()
+        evaluations[-1] = MonitorCommand.run_once(command, now=now)
         return evaluations[-1]
 
     monkeypatch.setattr(command, "run_once", run_once)
+    # On PostgreSQL it would close the test's own connection, in its transaction.
+    monkeypatch.setattr("monitoring.management.commands.monitor.close_old_connections", lambda: None)
     started = time.time()
     command.serve(interval=0)
-    assert len(evaluations) == 2
+    assert len(evaluations) == 2 and None not in evaluations
     assert beaten_since(heartbeat_file, started)
 
 
