@@ -579,3 +579,9 @@ if GS_BUCKET_NAME:
             "sa_email": GS_SA_EMAIL,
         },
     }
+
+# --- Liveness of the loops (review finding 8) ---
+# A file that `manage.py dispatch`, `background` and `monitor` touch at the start of every
+# pass; the Kubernetes liveness probe (`python -m omtx_hub.heartbeat --max-age N`) restarts
+# the container when it grows older than N seconds (docs/deployment.md). Unset: no file.
+OMTX_HEARTBEAT_FILE = env_str("OMTX_HEARTBEAT_FILE", "")

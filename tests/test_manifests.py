@@ -11,15 +11,20 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from django.conf import settings
 from django.core.management import get_commands
 from django.urls import Resolver404, resolve
 
+from batches.background.intake import CHUNK_TIMEOUT_SECONDS
+from batches.engine.dispatcher import FED_WAIT_SECONDS
 from tests import kustomize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,7 +170,9 @@ def check_command(argv: list[str]) -> None:
             check_command(shlex.split(part))
         return
     program, *args = argv
-    if program == "python":
+    if program == "python" and args[0] == "-m":
+        load(f"{args[1]}:main")
+    elif program == "python":
         assert args[0] == "manage.py" and args[1] in get_commands(), argv
     elif program == "gunicorn":
         config = args[args.index("--config") + 1]
@@ -238,7 +245,7 @@ def test_probes_hit_routes_and_ports_that_exist(rendered: tuple[str, list[dict[s
         ports = {port["name"] for port in container.get("ports", [])}
         for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
             probe = container.get(kind)
-            if probe is None:
+            if probe is None or "exec" in probe:  # the loops' heartbeat: checked below
                 continue
             get = probe["httpGet"]
             assert get["port"] in ports, (container["name"], kind)
@@ -249,6 +256,92 @@ def test_probes_hit_routes_and_ports_that_exist(rendered: tuple[str, list[dict[s
     assert ("web", "web", "readinessProbe") in probed
     ready = [c["readinessProbe"]["httpGet"]["path"] for _, c in hub_containers(manifests) if "readinessProbe" in c]
     assert set(ready) == {"/health/ready"}
+
+
+# The loops without HTTP → the longest their loop goes between two beats when all is well
+# (omtx_hub/heartbeat.py): the dispatcher's wait while its pool is fed, the background
+# worker's wait on a chunk whose validation hangs, the monitor's interval and one alert's POST.
+def monitor_longest_wait(config: dict[str, str]) -> float:
+    interval = float(config.get("METRICS_EXPORT_INTERVAL", settings.METRICS_EXPORT_INTERVAL))
+    return interval + settings.OMTX_ALERT_WEBHOOK_TIMEOUT
+
+
+LOOP_LONGEST_WAIT: dict[str, Callable[[dict[str, str]], float]] = {
+    "dispatch": lambda config: FED_WAIT_SECONDS,
+    "background": lambda config: CHUNK_TIMEOUT_SECONDS,
+    "monitor": monitor_longest_wait,
+}
+HEARTBEAT_PROBE = ["python", "-m", "omtx_hub.heartbeat", "--max-age"]
+
+
+def loop_probes(manifests: list[dict[str, Any]]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Container name → (its livenessProbe, the container) for every exec probe."""
+    return {
+        container["name"]: (container["livenessProbe"], container)
+        for _, container in hub_containers(manifests)
+        if "exec" in container.get("livenessProbe", {})
+    }
+
+
+def container_env(container: dict[str, Any]) -> dict[str, str]:
+    return {entry["name"]: entry["value"] for entry in container.get("env", []) if "value" in entry}
+
+
+def test_every_loop_is_probed_on_the_heartbeat_file_it_writes(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, manifests = rendered
+    [config] = of_kind(manifests, "ConfigMap").values()
+    probes = loop_probes(manifests)
+    assert set(probes) == set(LOOP_LONGEST_WAIT)
+    for name, (probe, container) in probes.items():
+        command = probe["exec"]["command"]
+        assert command[:-1] == HEARTBEAT_PROBE, name
+        check_command(command)
+        max_age = float(command[-1])
+        assert max_age > 2 * LOOP_LONGEST_WAIT[name](config["data"]), name
+        # The file is where the loop writes it (the same variable), on a writable volume.
+        path = container_env(container)["OMTX_HEARTBEAT_FILE"]
+        pod = kustomize.pod_spec(of_kind(manifests, "Deployment")[name])
+        assert pod is not None
+        empty_dirs = {volume["name"] for volume in pod["volumes"] if "emptyDir" in volume}
+        mounts = {m["mountPath"] for m in container["volumeMounts"] if m["name"] in empty_dirs}
+        assert Path(path).parent.as_posix() in mounts, (name, path)
+        # A probe slower than Python's start would count as a failure however fresh the file.
+        assert probe["timeoutSeconds"] >= 5 and probe["failureThreshold"] >= 2, name
+
+
+def run_probe(command: list[str], env: dict[str, str]) -> int:
+    """The probe as the kubelet runs it: in the image's directory with the container's env."""
+    argv = [sys.executable, *command[1:]]
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)  # nosec B603
+    return done.returncode
+
+
+def run_beat(env: dict[str, str]) -> None:
+    """One beat as the loops do it, through the settings: the file they name from the env."""
+    code = "from omtx_hub.heartbeat import beat; beat()"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "omtx_hub.settings", **env}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)  # nosec B603
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_loop_probes_pass_on_a_fresh_beat_and_fail_on_a_stale_or_missing_one(
+    rendered: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    _, manifests = rendered
+    for name, (probe, container) in loop_probes(manifests).items():
+        command = probe["exec"]["command"]
+        max_age = float(command[-1])
+        # The container's own value, moved under tmp_path: this machine's /tmp is shared.
+        env = container_env(container)
+        path = tmp_path / name / Path(env["OMTX_HEARTBEAT_FILE"]).name
+        env["OMTX_HEARTBEAT_FILE"] = str(path)
+        assert run_probe(command, env) == 1, f"{name}: no beat yet"
+        path.parent.mkdir()
+        run_beat(env)
+        assert run_probe(command, env) == 0, f"{name}: fresh beat"
+        stale = time.time() - max_age - 60
+        os.utime(path, (stale, stale))
+        assert run_probe(command, env) == 1, f"{name}: stale beat"
 
 
 def pod_labels(manifest: dict[str, Any]) -> dict[str, str]:

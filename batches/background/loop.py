@@ -9,6 +9,7 @@ from batches.background.exports import build_exports
 from batches.engine.outcomes import drop_broken_connection
 from batches.services.dry_runs import dry_runs_expire
 from batches.webhooks import sender as webhooks
+from omtx_hub.heartbeat import beat
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ def serve(*, stop: threading.Event, interval: float) -> None:
     a pause: a step's work is in the database, so nothing is lost with the exception."""
     try:
         while not stop.is_set():
+            beat()
             try:
                 worked = run_once()
             except Exception:

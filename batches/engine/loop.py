@@ -8,6 +8,7 @@ from django.db import connection
 from batches.engine.dispatcher import Dispatcher
 from batches.engine.outcomes import drop_broken_connection
 from batches.selectors import queue_has_work
+from omtx_hub.heartbeat import beat
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,9 @@ def serve(dispatcher: Dispatcher, *, stop: threading.Event, interval: float, unt
     heartbeat.start()
     try:
         while not stop.is_set():
+            # The main loop's own liveness (the lease heartbeat below would renew forever
+            # behind a pass that never returns).
+            beat()
             try:
                 moved = dispatcher.run_once()
                 if until_idle and not dispatcher.calls and not dispatcher.backlog and not queue_has_work():

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from monitoring import alerts, webhook
 from monitoring.readings import Snapshot, take_snapshot
+from omtx_hub.heartbeat import beat
 from ratelimit.blocks import republish_blocks
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Command(BaseCommand):
         """Evaluate until stopped. A failing evaluation (database restarting) is
         logged and the next one runs on time: the monitor must outlive what it watches."""
         while not self.stop.is_set():
+            beat()
             try:
                 self.run_once(now=timezone.now())
             except Exception:
