@@ -125,6 +125,11 @@ def structure_url(job: Job, request: Request) -> str | None:
 
 
 def job_row(job: Job, request: Request, *, rank: int | None = None) -> dict[str, Any]:
+    return job_row_linked(job, structure_url(job, request), rank=rank)
+
+
+def job_row_linked(job: Job, structure: str | None, *, rank: int | None = None) -> dict[str, Any]:
+    """A results row whose structure link the caller built (the websocket has no request)."""
     row: dict[str, Any] = {} if rank is None else {"rank": rank}
     row.update(
         {
@@ -138,7 +143,7 @@ def job_row(job: Job, request: Request, *, rank: int | None = None) -> dict[str,
             "metrics": job.result or {},
             "failure_reason": job.failure_reason or None,
             "failure_message": job.failure_message or None,
-            "structure_url": structure_url(job, request),
+            "structure_url": structure,
         }
     )
     return row

@@ -13,7 +13,7 @@ from uuid import UUID
 from django.core.serializers.json import DjangoJSONEncoder
 from django.urls import reverse
 
-from batches.api.representations import batch_status
+from batches.api.representations import batch_status, job_row_linked
 from batches.models import Batch, Job
 from batches.selectors import STATUS_FIELDS, results_ranking
 from batches.states import JobStatus
@@ -45,24 +45,7 @@ def job_item(job: Job, *, rank: int | None = None) -> dict[str, Any]:
     """A results row (batches.api.representations.job_row) with `id` beside `job_id`, the
     key clients upsert by. The structure link is relative: a socket has no request to build
     an absolute one from."""
-    item: dict[str, Any] = {} if rank is None else {"rank": rank}
-    item.update(
-        {
-            "id": str(job.pk),
-            "job_id": str(job.pk),
-            "index": job.index,
-            "name": job.name,
-            "smiles": job.input_smiles,
-            "canonical_smiles": job.canonical_smiles,
-            "standardization": job.standardization,
-            "status": job.status,
-            "metrics": job.result or {},
-            "failure_reason": job.failure_reason or None,
-            "failure_message": job.failure_message or None,
-            "structure_url": _structure_url(job),
-        }
-    )
-    return item
+    return {"id": str(job.pk), **job_row_linked(job, _structure_url(job), rank=rank)}
 
 
 def _structure_url(job: Job) -> str | None:
